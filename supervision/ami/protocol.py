@@ -1,0 +1,206 @@
+"""AMI wire format, sans I/O: bytes in, messages out; actions in, bytes out.
+
+A frame is `Key: Value` lines ended by CRLF, closed by an empty line. A server greets with one
+banner line (`Asterisk Call Manager/9.0.0`) and no blank line after it. Nothing here touches a
+socket, so the same code serves the asyncio client, the simulated PBX and the benchmarks.
+"""
+
+MAX_LINE = 8 * 1024  # bytes in one `Key: Value` line
+MAX_FRAME = 256 * 1024  # bytes in one message (a long Command output still fits)
+
+class ProtocolError(Exception):
+    """The peer broke the framing: the connection must be closed (never guessed around)."""
+
+
+class InjectionError(ValueError):
+    """An action key or value held CR or LF, which would forge extra AMI headers."""
+
+
+class Message:
+    """One AMI frame: ordered `(key, value)` pairs, repeated keys kept.
+
+    `msg["Channel"]` and `msg.get()` give the first value of a key; `msg.getall("Variable")`
+    gives every value in order. The lookup table is built on first use, so code that only
+    forwards messages never pays for it. Internally the lines are kept as the
+    `(key, ": ", value)` triples `str.partition` makes, the cheapest shape to parse into.
+    """
+
+    __slots__ = ("_lines", "_index")
+
+    def __init__(self, pairs=(), *, _lines=None):
+        self._lines = _lines if _lines is not None else [(str(k), ": ", str(v)) for k, v in pairs]
+        self._index = None
+
+    @classmethod
+    def of(cls, *pairs, **fields):
+        return cls(list(pairs) + list(fields.items()))
+
+    @property
+    def pairs(self):
+        return [(key, value) for key, _sep, value in self._lines]
+
+    def _table(self):
+        index = self._index
+        if index is None:
+            index = {}
+            for key, _sep, value in self._lines:
+                if key not in index:
+                    index[key] = value
+            self._index = index
+        return index
+
+    def __getitem__(self, key):
+        return self._table()[key]
+
+    def __contains__(self, key):
+        return key in self._table()
+
+    def get(self, key, default=None):
+        return self._table().get(key, default)
+
+    def getall(self, key):
+        return [value for k, _sep, value in self._lines if k == key]
+
+    def as_dict(self):
+        return dict(self._table())
+
+    @property
+    def event(self):
+        return self._table().get("Event")
+
+    @property
+    def response(self):
+        return self._table().get("Response")
+
+    @property
+    def action_id(self):
+        return self._table().get("ActionID")
+
+    def __eq__(self, other):
+        return isinstance(other, Message) and self.pairs == other.pairs
+
+    def __repr__(self):
+        head = self._lines[0] if self._lines else ("", "", "")
+        return f"<Message {head[0]}: {head[2]} ({len(self._lines)} fields)>"
+
+
+def decode(data):
+    """UTF-8, with a safe fallback: an invalid byte becomes U+FFFD, never an exception."""
+    return data.decode("utf-8", "replace")
+
+
+class Parser:
+    """Incremental framing. `feed(bytes)` returns the messages completed by those bytes.
+
+    Works whatever the TCP chunking: a frame split anywhere (even inside a multi-byte UTF-8
+    character or inside the CRLF CRLF terminator), or many frames in one chunk. Anything over
+    the limits raises ProtocolError and the parser must then be discarded with its connection.
+    """
+
+    def __init__(self, *, expect_banner=True, lenient_newlines=False, max_line=MAX_LINE, max_frame=MAX_FRAME):
+        self.banner = None if expect_banner else ""
+        self.lenient_newlines = lenient_newlines  # servers accept bare LF from humans on telnet
+        self.max_line = max_line
+        self.max_frame = max_frame
+        self._buffer = b""
+
+    def feed(self, data):
+        buffer = self._buffer + data if self._buffer else data
+        if self.lenient_newlines:
+            buffer = buffer.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+        if self.banner is None:
+            end = buffer.find(b"\r\n")
+            if end < 0:
+                self._check_unterminated(buffer)
+                self._buffer = buffer
+                return []
+            self.banner = decode(buffer[:end])
+            buffer = buffer[end + 2 :]
+        if self.lenient_newlines:
+            # A blank keep-alive line between frames is not an empty message.
+            buffer = buffer.lstrip(b"\r\n")
+        end = buffer.rfind(b"\r\n\r\n")
+        if end < 0:
+            self._check_unterminated(buffer)
+            self._buffer = buffer
+            return []
+        self._buffer = buffer[end + 4 :]
+        self._check_unterminated(self._buffer)
+        return self._frames(decode(buffer[:end]))
+
+    def _frames(self, text):
+        messages = []
+        append = messages.append
+        max_line = self.max_line
+        for frame in text.split("\r\n\r\n"):
+            if not frame:
+                continue  # stray blank lines between frames
+            if len(frame) > max_line:
+                self._check_frame_size(frame)
+            lines = [line.partition(": ") for line in frame.split("\r\n")]
+            for key, sep, _value in lines:
+                if not sep or not key:
+                    lines = [_lenient(line) for line in frame.split("\r\n")]
+                    break
+            append(Message(_lines=lines))
+        return messages
+
+    def _check_frame_size(self, frame):
+        if len(frame) > self.max_frame:
+            raise ProtocolError(f"frame of {len(frame)} bytes exceeds the {self.max_frame}-byte limit")
+        longest = max(len(line) for line in frame.split("\r\n"))
+        if longest > self.max_line:
+            raise ProtocolError(f"line of {longest} bytes exceeds the {self.max_line}-byte limit")
+
+    def _check_unterminated(self, pending):
+        size = len(pending)
+        if size > self.max_line:
+            if size > self.max_frame:
+                raise ProtocolError(f"more than {self.max_frame} bytes without the end of a message")
+            last_break = pending.rfind(b"\r\n")
+            if size - (last_break + 2 if last_break >= 0 else 0) > self.max_line:
+                raise ProtocolError(f"a line longer than {self.max_line} bytes")
+
+
+def _lenient(line):
+    """A line without `": "`: accept `Key:` / `Key:value` (empty or unspaced values), else refuse."""
+    key, sep, value = line.partition(":")
+    if not sep or not key or key != key.strip():
+        raise ProtocolError(f"malformed line {line[:80]!r}: expected 'Key: Value'")
+    return (key, ": ", value[1:] if value.startswith(" ") else value)
+
+
+def _check(text, what):
+    if "\r" in text or "\n" in text:
+        raise InjectionError(f"{what} {text[:40]!r} contains CR or LF")
+    return text
+
+
+def encode(pairs):
+    """Encode `(key, value)` pairs as one CRLF-terminated frame, refusing CR/LF anywhere."""
+    out = []
+    for key, value in pairs:
+        key = _check(str(key), "key")
+        if not key or ":" in key or key != key.strip():
+            raise InjectionError(f"key {key!r} is not a valid AMI header name")
+        out.append(f"{key}: {_check(str(value), f'value of {key}')}\r\n")
+    out.append("\r\n")
+    return "".join(out).encode("utf-8")
+
+
+def encode_action(action, fields=(), action_id=None):
+    """`Action: <action>`, optional `ActionID`, then the fields (a dict or pairs, repeats allowed)."""
+    pairs = [("Action", action)]
+    if action_id is not None:
+        pairs.append(("ActionID", action_id))
+    pairs.extend(fields.items() if isinstance(fields, dict) else fields)
+    return encode(pairs)
+
+
+def encode_message(message):
+    """Bytes for a Message (the simulated server uses this for responses and events)."""
+    return encode(message.pairs)
+
+
+def banner(version="9.0.0"):
+    return f"Asterisk Call Manager/{version}\r\n".encode()
