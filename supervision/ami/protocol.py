@@ -117,8 +117,11 @@ class Parser:
             self.banner = decode(buffer[:end])
             buffer = buffer[end + 2 :]
         if self.lenient_newlines:
-            # A blank keep-alive line between frames is not an empty message.
+            # A blank keep-alive line between frames is not an empty message, whether it comes
+            # in its own chunk (lstrip) or right behind a frame in the same chunk (collapse).
             buffer = buffer.lstrip(b"\r\n")
+            while b"\r\n\r\n\r\n" in buffer:
+                buffer = buffer.replace(b"\r\n\r\n\r\n", b"\r\n\r\n")
         end = buffer.rfind(b"\r\n\r\n")
         if end < 0:
             self._check_unterminated(buffer)
