@@ -1,0 +1,106 @@
+"""The AMI actions the product sends, built from roster objects and the board's channel names only.
+
+Pure: no I/O, no database. Each builder returns the fields (ordered `(key, value)` pairs) that go
+after `Action: <name>`; the AMI client frames them. The browser never supplies any of these values:
+the spyer's phone comes from the roster (validated at the model level), the target channel is the
+exact name the board learnt from Asterisk, and both are checked again here.
+
+The spy Originate is the article's (see the Asterisk 20 captures `asterisk20-chanspy-*`):
+
+    Channel: Local/104@phones          (the spyer's Extension.dial_string)
+    Application: ChanSpy
+    Data: SIP/105-0000003c,qx          (exact live channel, options for the mode)
+    CallerID: Spy-105 <105>
+    Async: true
+    ActionID: ...
+    Variable: SIPADDHEADER="Call-Info:\\;answer-after=0"   (the phone preset's auto-answer)
+
+ChanSpy's first argument is a plain prefix (`SIP/105` also spies on `SIP/1050`); the exact channel
+name `SIP/105-0000003c` can only match that channel, since Asterisk's suffix has a fixed width.
+
+Options come from settings.SPY_OPTIONS (design card: listen `qx`, whisper `wx`, barge `qBx`).
+`d` (keypad 4/5/6 switch listen/whisper/barge) is appended only when the caller says the user may
+use all three modes on this target: the keypad would reach every one of them. `E` (leave when the
+spied call ends) is not on the card; a site that wants it adds it to SPY_OPTIONS_<MODE>.
+"""
+
+import re
+
+from django.conf import settings
+
+MODES = ("listen", "whisper", "barge")
+SWITCH_DIGITS = {"listen": "4", "whisper": "5", "barge": "6"}  # ChanSpy's `d` option
+
+# TECH/resource-suffix, Local/105@phones-00000002;1 included. Nothing that splits ChanSpy's
+# or Originate's arguments (`,` `|` parentheses), no whitespace, no control characters.
+CHANNEL_RE = re.compile(r"^[A-Za-z0-9_]+/[A-Za-z0-9_.+*#@;:/=~-]+$")
+OPTIONS_RE = re.compile(r"^[A-Za-z0-9]*$")
+
+
+class UnsafeValue(ValueError):
+    """A value that must never reach AMI (it would split a header, an argument list or a frame)."""
+
+
+def check_channel(name):
+    """The name of a live channel as the board has it; refused if it could inject anything."""
+    if not isinstance(name, str) or not CHANNEL_RE.fullmatch(name) or len(name) > 200:
+        raise UnsafeValue(f"not a channel name: {name!r}")
+    return name
+
+
+def _check_plain(value, what):
+    if not isinstance(value, str) or not value or any(c in value for c in ",|()\r\n\t ;\x00"):
+        raise UnsafeValue(f"unsafe {what}: {value!r}")
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise UnsafeValue(f"unsafe {what}: {value!r}")
+    return value
+
+
+def channel_resource(channel_name):
+    """`SIP/105-0000003c` -> `105`; `Local/105@phones-00000002;1` -> `105`."""
+    device = check_channel(channel_name).rsplit("-", 1)[0]
+    return device.split("/", 1)[1].split("@", 1)[0]
+
+
+def spy_options(mode, *, allow_switch):
+    if mode not in MODES:
+        raise UnsafeValue(f"unknown spy mode: {mode!r}")
+    options = settings.SPY_OPTIONS[mode]
+    if not OPTIONS_RE.fullmatch(options):
+        raise UnsafeValue(f"unsafe ChanSpy options: {options!r}")
+    if allow_switch and "d" not in options:
+        options += "d"
+    elif not allow_switch:
+        options = options.replace("d", "")  # never hand out the keypad switch by configuration
+    return options
+
+
+def spy_originate(spyer_extension, target_channel_name, mode, *, allow_switch, action_id, target_resource=None):
+    """Originate fields that ring the spyer's phone (auto-answered) into ChanSpy on the target."""
+    channel = check_channel(target_channel_name)
+    resource = _check_plain(target_resource or channel_resource(channel), "target resource")
+    fields = [
+        ("Channel", _check_plain(spyer_extension.dial_string, "dial string")),
+        ("Application", "ChanSpy"),
+        ("Data", f"{channel},{spy_options(mode, allow_switch=allow_switch)}"),
+        ("CallerID", f"Spy-{resource} <{resource}>"),
+        ("Async", "true"),
+        ("ActionID", _check_plain(action_id, "ActionID")),
+    ]
+    fields.extend(("Variable", value) for value in spyer_extension.autoanswer_variables())
+    return fields
+
+
+def hangup_action(channel):
+    """Fields of `Action: Hangup` for exactly this channel (never a regex: no `/` delimiters)."""
+    return [("Channel", check_channel(channel))]
+
+
+def switch_dtmf(spy_channel, mode):
+    """Fields of `Action: PlayDTMF` pressing ChanSpy's 4/5/6 on the spy leg (needs option `d`).
+
+    `Receive: true` makes Asterisk treat the digit as coming from the phone, which is what ChanSpy
+    listens to."""
+    if mode not in SWITCH_DIGITS:
+        raise UnsafeValue(f"unknown spy mode: {mode!r}")
+    return [("Channel", check_channel(spy_channel)), ("Digit", SWITCH_DIGITS[mode]), ("Receive", "true")]
