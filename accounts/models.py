@@ -88,8 +88,12 @@ class User(AbstractUser):
         current = set(self.groups.filter(pk__in=role_groups).values_list("name", flat=True))
         if current != {wanted}:
             self.groups.remove(*role_groups)
-            group, _created = Group.objects.get_or_create(name=wanted)
-            self.groups.add(group)
+            if not Group.objects.filter(name=wanted).exists():
+                # Created with its default permissions, not empty (roles.py grants them on creation only).
+                from .roles import ensure_default_groups
+
+                ensure_default_groups()
+            self.groups.add(Group.objects.get(name=wanted))
 
     def monitored_users(self):
         """People whose cards this user sees: himself first, then his team (admins: everyone)."""
@@ -151,11 +155,19 @@ class Extension(models.Model):
     class Meta:
         ordering = ["technology", "resource"]
         constraints = [
+            # Two rules because a Local device includes its context and the others do not
+            # (SIP/104 is the same phone whatever context it is originated through).
             models.UniqueConstraint(
-                fields=["technology", "resource"], condition=~Q(technology="Local"), name="unique_device"
+                fields=["technology", "resource"],
+                condition=~Q(technology="Local"),
+                name="unique_device",
+                violation_error_message=_("This device already belongs to another extension."),
             ),
             models.UniqueConstraint(
-                fields=["resource", "originate_context"], condition=Q(technology="Local"), name="unique_local_device"
+                fields=["resource", "originate_context"],
+                condition=Q(technology="Local"),
+                name="unique_local_device",
+                violation_error_message=_("This device already belongs to another extension."),
             ),
         ]
 
@@ -167,6 +179,26 @@ class Extension(models.Model):
         super().clean()
         if self.technology == Technology.LOCAL and not self.originate_context:
             raise ValidationError({"originate_context": _("A Local extension needs its context.")})
+        owner = self.device_owner()
+        if owner is not None:
+            raise ValidationError(
+                {"resource": _("%(device)s already belongs to %(owner)s.") % {"device": self.device, "owner": owner}}
+            )
+
+    def same_device(self):
+        """Other extensions naming the same phone (the database constraints, as a query)."""
+        if self.technology == Technology.LOCAL:
+            found = Extension.objects.filter(
+                technology=Technology.LOCAL, resource=self.resource, originate_context=self.originate_context
+            )
+        else:
+            found = Extension.objects.filter(technology=self.technology, resource=self.resource)
+        return found.exclude(pk=self.pk) if self.pk else found
+
+    def device_owner(self):
+        """The user who already owns this device on another extension, or None."""
+        other = self.same_device().select_related("user").first()
+        return other.user if other else None
 
     @property
     def device(self):

@@ -5,6 +5,7 @@ A group gets its permissions only when it is first created, so an admin who late
 """
 
 from django.contrib.auth.models import Group, Permission
+from django.db.models import Q
 
 from .models import ROLE_GROUPS, Role
 
@@ -13,13 +14,23 @@ DEFAULT_PERMISSIONS = {
     Role.CURATOR: ["listen", "whisper", "barge", "pickup", "dial", "playback"],
     Role.TRAINEE: ["listen", "pickup", "dial", "playback"],
 }
+# Admins keep the roster, so their group may also manage users and extensions in the admin site.
+ROSTER_PERMISSIONS = {
+    Role.ADMIN: [f"{verb}_{model}" for model in ("user", "extension") for verb in ("view", "add", "change", "delete")],
+    Role.CURATOR: [],
+    Role.TRAINEE: [],
+}
+
+
+def default_permissions(role):
+    return Permission.objects.filter(
+        Q(content_type__app_label="supervision", codename__in=DEFAULT_PERMISSIONS[role])
+        | Q(content_type__app_label="accounts", codename__in=ROSTER_PERMISSIONS[role])
+    )
 
 
 def ensure_default_groups(**_kwargs):
     for role, group_name in ROLE_GROUPS.items():
         group, created = Group.objects.get_or_create(name=group_name)
         if created:
-            perms = Permission.objects.filter(
-                content_type__app_label="supervision", codename__in=DEFAULT_PERMISSIONS[role]
-            )
-            group.permissions.set(perms)
+            group.permissions.set(default_permissions(role))

@@ -23,8 +23,12 @@ FORBIDDEN = {
     "\x00": "NUL",
 }
 
-RESOURCE_RE = re.compile(r"^[A-Za-z0-9_.+*#-]+$")
-CONTEXT_RE = re.compile(r"^[A-Za-z0-9_.+-]+$")
+# ASCII only, matched with fullmatch (`$` alone would let a trailing newline through).
+RESOURCE_RE = re.compile(r"[A-Za-z0-9_.+*#-]+")
+CONTEXT_RE = re.compile(r"[A-Za-z0-9_.+-]+")
+# A name may end up quoted in a CallerID (`"Anna Petrova" <201>`): quotes, angle brackets and
+# backslashes would end the quoted part early, so they are refused with the control bytes.
+DISPLAY_FORBIDDEN = {'"': "double quote", "<": "angle bracket", ">": "angle bracket", "\\": "backslash"}
 
 
 def reject_forbidden(value):
@@ -36,7 +40,7 @@ def reject_forbidden(value):
 def validate_resource(value):
     """The phone's resource (e.g. `104`): goes into Channel, ChanSpy data and CallerID."""
     reject_forbidden(value)
-    if not RESOURCE_RE.match(value):
+    if not RESOURCE_RE.fullmatch(value):
         raise ValidationError(
             _("only letters, digits and _ . + * # - are allowed"), code="invalid_resource"
         )
@@ -47,11 +51,17 @@ def validate_resource(value):
 def validate_context(value):
     """A dialplan context name (Local/<resource>@<context>)."""
     reject_forbidden(value)
-    if not CONTEXT_RE.match(value):
+    if not CONTEXT_RE.fullmatch(value):
         raise ValidationError(_("only letters, digits and _ . + - are allowed"), code="invalid_context")
 
 
 def validate_display_text(value):
-    """Free text shown in the page (names); never sent to AMI, but no line breaks or control bytes."""
-    if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+    """Free text (names, display names): shown in the page and possibly quoted in a CallerID.
+
+    Spaces are fine here; line breaks, control bytes and CallerID quoting characters are not.
+    """
+    if any(ord(ch) < 32 or 127 <= ord(ch) < 160 for ch in value):
         raise ValidationError(_("may not contain line breaks or control characters"), code="control")
+    for char, name in DISPLAY_FORBIDDEN.items():
+        if char in value:
+            raise ValidationError(_("may not contain a %(what)s"), code="forbidden", params={"what": name})

@@ -1,0 +1,115 @@
+"""The demo roster that `make run` and the tests start from.
+
+Scheme (also in the README): everyone is on chan_sip with the Call-Info auto-answer preset.
+
+    admin     Administrator      SIP/200   admin, staff, superuser
+    petrova   Anna Petrova       SIP/201   curator of ivanov, kuznetsova, sokolov (SIP/101-103)
+    smirnov   Igor Smirnov       SIP/202   curator of popova, lebedev (SIP/104-105)
+
+The password of each demo user is `demo-<username>` (e.g. `demo-petrova`). They are set directly,
+bypassing the password validators on purpose: they are meant to be typed at a demo, never used in
+production.
+"""
+
+from dataclasses import dataclass, field
+
+from django.contrib.auth.hashers import make_password
+from django.db import transaction
+
+from .models import Extension, PhonePreset, Role, Technology, User
+
+# username, first name, last name, role, curator username, resource
+DEMO_PEOPLE = [
+    ("admin", "Administrator", "", Role.ADMIN, None, "200"),
+    ("petrova", "Anna", "Petrova", Role.CURATOR, None, "201"),
+    ("smirnov", "Igor", "Smirnov", Role.CURATOR, None, "202"),
+    ("ivanov", "Dmitry", "Ivanov", Role.TRAINEE, "petrova", "101"),
+    ("kuznetsova", "Elena", "Kuznetsova", Role.TRAINEE, "petrova", "102"),
+    ("sokolov", "Pavel", "Sokolov", Role.TRAINEE, "petrova", "103"),
+    ("popova", "Olga", "Popova", Role.TRAINEE, "smirnov", "104"),
+    ("lebedev", "Sergey", "Lebedev", Role.TRAINEE, "smirnov", "105"),
+]
+
+
+def demo_password(username):
+    return f"demo-{username}"
+
+
+_HASHES = {}
+
+
+def _password_hash(password):
+    # One hash per password per process: seeding the demo again (as every test using it does)
+    # must not pay the full key-stretching cost eight times over.
+    if password not in _HASHES:
+        _HASHES[password] = make_password(password)
+    return _HASHES[password]
+
+
+@dataclass
+class DemoRoster:
+    users: dict = field(default_factory=dict)  # username -> User
+    extensions: dict = field(default_factory=dict)  # username -> Extension
+    passwords: dict = field(default_factory=dict)  # username -> demo password
+    created: list = field(default_factory=list)  # usernames created by this call
+    notes: list = field(default_factory=list)  # things left as they were, in plain words
+
+    @property
+    def admin(self):
+        return self.users["admin"]
+
+    @property
+    def curators(self):
+        return [user for user in self.users.values() if user.role == Role.CURATOR]
+
+    @property
+    def trainees(self):
+        return [user for user in self.users.values() if user.role == Role.TRAINEE]
+
+    def trainees_of(self, curator):
+        return [user for user in self.trainees if user.curator_id == curator.pk]
+
+
+@transaction.atomic
+def seed_demo_roster(*, reset_passwords=False):
+    """Create the demo roster, or bring an existing one back to the scheme above.
+
+    Existing demo users keep their password unless `reset_passwords` is set.
+    """
+    roster = DemoRoster()
+    for username, first_name, last_name, role, curator_name, resource in DEMO_PEOPLE:
+        user = User.objects.filter(username=username).first()
+        created = user is None
+        if created:
+            user = User(username=username)
+        user.first_name, user.last_name, user.email = first_name, last_name, f"{username}@example.com"
+        user.role = role
+        user.curator = roster.users[curator_name] if curator_name else None
+        user.is_active = True
+        user.is_staff = user.is_superuser = role == Role.ADMIN
+        if created or reset_passwords:
+            user.password = _password_hash(demo_password(username))
+        user.full_clean(exclude=["password"])
+        user.save()
+        roster.users[username] = user
+        roster.passwords[username] = demo_password(username)
+        if created:
+            roster.created.append(username)
+        roster.extensions[username] = _demo_extension(user, resource, roster)
+    return roster
+
+
+def _demo_extension(user, resource, roster):
+    extension = Extension.objects.filter(technology=Technology.SIP, resource=resource).first()
+    if extension is None:
+        extension = Extension(technology=Technology.SIP, resource=resource, user=user)
+    elif extension.user_id != user.pk:
+        roster.notes.append(f"SIP/{resource} belongs to {extension.user.username}; left there")
+        return extension
+    extension.display_name = user.get_full_name()
+    extension.phone_preset = PhonePreset.CALL_INFO
+    extension.originate_context = ""
+    extension.monitorable = True
+    extension.full_clean()
+    extension.save()
+    return extension
