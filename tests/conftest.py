@@ -43,3 +43,46 @@ def chromium_path():
     if not (os.path.exists(CHROMIUM) or shutil.which("chromium")):
         missing(f"Chromium is not installed at {CHROMIUM} (apt-get install chromium)", required=REQUIRE_BROWSER)
     return CHROMIUM
+
+
+@pytest.fixture
+def demo_roster(db):
+    """The demo roster of `manage.py seed_demo` (accounts/demo.py): `.admin`, `.curators` (petrova,
+    smirnov), `.trainees`, `.users[name]`, `.extensions[name]`, `.passwords[name]`."""
+    from accounts.demo import seed_demo_roster
+
+    return seed_demo_roster()
+
+
+# --- the simulated Asterisk -------------------------------------------------------------------
+# Headsets of the capture lab (../shared/ami-captures): they answer at once, like its `phones`
+# context. Tests change a phone with `pbx.set_phone(device, behaviour, ring_seconds=...)`.
+FAKEPBX_PHONES = ("SIP/104", "SIP/105", "SIP/106", "SIP/107", "SIP/1050")
+FAKEPBX_FAST = {"auth_fail_delay": 0.01, "auth_timeout": 5.0, "playback_seconds": 0.2, "ringing_context_seconds": 0.5}
+
+
+def _fakepbx_phones(pbx):
+    for device in FAKEPBX_PHONES:
+        pbx.set_phone(device, "answer", ring_seconds=0)
+    return pbx
+
+
+@pytest.fixture
+async def fakepbx():
+    """An idle FakePBX on a random port (user `dashboard` / `dashboard-demo`, read/write all)."""
+    from supervision.ami.fakepbx import FakePBX
+
+    pbx = _fakepbx_phones(FakePBX(port=0, **FAKEPBX_FAST))
+    await pbx.start()
+    yield pbx
+    await pbx.stop()
+
+
+@pytest.fixture
+def fakepbx_thread():
+    """The same PBX running in its own thread and loop: `.port`, `.pbx`, `.call(fn, *args)`."""
+    from supervision.ami.fakepbx import FakePBXThread
+
+    with FakePBXThread(port=0, **FAKEPBX_FAST) as runner:
+        runner.call(_fakepbx_phones)
+        yield runner

@@ -1,0 +1,529 @@
+"""The call engine of the simulated Asterisk: phones, Originate, the applications the product uses
+(Wait, ChanSpy, PickupChan, Playback, Dial), hangups and inbound customer calls.
+
+Every change is reported through `emit(event_class, pairs)` in the order Asterisk 20 sends it (the
+sequences are copied from ../shared/ami-captures). Timing uses asyncio sleeps so tests can shrink
+it: phones carry their own ring time, Originate its own Timeout.
+
+Dial strings understood:
+- `SIP/104`, `PJSIP/104`, `IAX2/...`: the phone registered under exactly that device.
+- `Local/<ext>@<context>`: a Local pair `;1`/`;2`. The contexts of the capture dialplan behave as
+  there (`busy`, `congested`, `rejected`, `ringing`, `from-internal`); any other context rings the
+  registered phone whose resource is `<ext>` (`SIP/104` or `PJSIP/104` for `Local/104@phones`).
+  That covers the docs' auto-answer context whatever its name.
+- anything else: unknown technology (Reason 0).
+"""
+
+import asyncio
+import re
+from dataclasses import dataclass, field
+
+from . import fakepbx_calls as calls
+from .fakepbx_calls import Bridge, Channel, IdSource
+
+TECHNOLOGIES = {"SIP", "PJSIP", "IAX2", "DAHDI", "Local"}
+BEHAVIOURS = ("answer", "autoanswer", "busy", "noanswer", "congestion", "unregistered", "unreachable")
+# Contexts of the capture dialplan that decide the outcome themselves.
+CONTEXT_BEHAVIOUR = {
+    "busy": "busy", "congested": "congestion", "rejected": "rejected",
+    "ringing": "ringing-context", "dialer": "ringing-context", "from-internal": "answer-now",
+}
+SOUNDS = {"beep", "custom/tone-3s", "silence/1", "tt-monkeys", "hello-world", "demo-congrats", "vm-goodbye"}
+SPY_DTMF = {"4": "listen", "5": "whisper", "6": "barge"}
+REASON = {"answer": 4, "busy": 5, "congestion": 8, "noanswer": 3, "failed": 0}
+
+
+@dataclass
+class Phone:
+    device: str
+    behaviour: str = "answer"
+    ring_seconds: float = 1.0
+
+    @property
+    def resource(self):
+        return self.device.split("/", 1)[1].split("@", 1)[0]
+
+
+@dataclass
+class OriginateRequest:
+    channel: str
+    application: str = ""
+    data: str = ""
+    context: str = ""
+    exten: str = ""
+    priority: str = "1"
+    caller_id: str = ""
+    variables: list = field(default_factory=list)
+    timeout: float = 30.0
+    action_id: str | None = None
+
+    def target(self):
+        if self.application:
+            return [("Application", self.application), ("Data", self.data)]
+        return [("Context", self.context), ("Exten", self.exten)]
+
+
+def wants_autoanswer(variables):
+    """Auto-answer asked by the Originate: a SIP/PJSIP header with Call-Info/Alert-Info, or AUTOANSWER."""
+    for item in variables:
+        name, _, value = item.partition("=")
+        upper = name.upper()
+        if "AUTOANSWER" in upper:
+            return True
+        if ("SIPADDHEADER" in upper or "PJSIP_HEADER" in upper) and ("call-info" in value.lower() or "alert-info" in value.lower()):
+            return True
+    return False
+
+
+class Switch:
+    def __init__(self, emit, *, phones=None, default_behaviour=None, clock=None, playback_seconds=3.0,
+                 ringing_context_seconds=20.0, spy_poll_seconds=0.05):
+        self.emit = emit
+        self.ids = IdSource(clock) if clock else IdSource()
+        self.phones = {}
+        for device, behaviour in (phones or {}).items():
+            self.set_phone(device, behaviour)
+        self.default_behaviour = default_behaviour
+        self.channels = {}  # name -> Channel, in creation order
+        self.playback_seconds = playback_seconds
+        self.ringing_context_seconds = ringing_context_seconds
+        self.spy_poll_seconds = spy_poll_seconds
+        self.spy_modes = {}  # spy channel name -> listen/whisper/barge
+        self._ring_waits = {}  # ringing Channel -> Future resolved by answer/pickup
+        self._tasks = set()
+
+    # --- phones --------------------------------------------------------------------------------
+
+    def set_phone(self, device, behaviour="answer", ring_seconds=None):
+        if isinstance(behaviour, Phone):
+            self.phones[device] = behaviour
+            return behaviour
+        if behaviour not in BEHAVIOURS:
+            raise ValueError(f"unknown phone behaviour {behaviour!r}; one of {', '.join(BEHAVIOURS)}")
+        phone = self.phones.get(device) or Phone(device)
+        phone.behaviour = behaviour
+        if ring_seconds is not None:
+            phone.ring_seconds = ring_seconds
+        self.phones[device] = phone
+        return phone
+
+    def phone_for(self, device):
+        phone = self.phones.get(device)
+        if phone is None and self.default_behaviour and "/" in device:
+            phone = self.set_phone(device, self.default_behaviour)
+        return phone
+
+    def phone_by_resource(self, resource):
+        for phone in self.phones.values():
+            if phone.resource == resource:
+                return phone
+        return None
+
+    def dialplan_has(self, context, exten):
+        if context in CONTEXT_BEHAVIOUR:
+            return len(exten) >= 2 and exten.isdigit()
+        return self.phone_by_resource(exten) is not None
+
+    # --- channel bookkeeping -------------------------------------------------------------------
+
+    def spawn(self, coro):
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    def new_channel(self, name, *, state=0, context="from-internal", exten="s", linkedid=None, device=None):
+        channel = Channel(name, self.ids.uniqueid(), linkedid, state=state, context=context, exten=exten, device=device)
+        self.channels[name] = channel
+        self.emit(*calls.channel_event("Newchannel", channel))
+        return channel
+
+    def new_local_pair(self, exten, context):
+        base = f"Local/{exten}@{context}-{self.ids.channel_suffix()}"
+        one = self.new_channel(f"{base};1", context=context, exten=exten)
+        two = self.new_channel(f"{base};2", state=4, context=context, exten=exten, linkedid=one.linkedid)
+        one.local_twin, two.local_twin = two, one
+        return one, two
+
+    def set_callerid(self, channel, num, name):
+        channel.caller_num, channel.caller_name = num or calls.UNKNOWN, name or calls.UNKNOWN
+        self.emit(*calls.newcallerid(channel))
+        channel.connected_num, channel.connected_name = channel.caller_num, channel.caller_name
+        self.emit(*calls.channel_event("NewConnectedLine", channel))
+
+    def set_state(self, channel, state):
+        channel.state = state
+        self.emit(*calls.channel_event("Newstate", channel))
+
+    def find(self, name):
+        return self.channels.get(name)
+
+    def cancel_all(self):
+        for task in list(self._tasks):
+            task.cancel()
+        self.channels.clear()
+        self._ring_waits.clear()
+
+    # --- hangup --------------------------------------------------------------------------------
+
+    def hangup(self, channel, cause=None, *, requests=True):
+        """Tear a channel down with the events Asterisk sends, then whatever depended on it.
+        `requests=False`: no Hangup/SoftHangupRequest for the Local twin (a dialplan that never ran)."""
+        if not channel.alive:
+            return
+        local = channel.name.startswith("Local/")
+        cause = (0 if local else 16) if cause is None else cause
+        channel.alive = False
+        twin = channel.local_twin if channel.local_twin is not None and channel.local_twin.alive else None
+        self._end_spying(channel)
+        for spy in list(channel.spies):
+            self._spyee_gone(spy, channel)
+        bridge = channel.bridge
+        if bridge is not None:
+            bridge.channels.remove(channel)
+            self.emit(*calls.bridge_event("BridgeLeave", bridge, channel))
+            channel.bridge = None
+        if twin is not None and requests:
+            self.emit(*calls.channel_event("HangupRequest", twin, ("Cause", str(cause))))
+        self.emit(*calls.hangup_event(channel, cause))
+        self.channels.pop(channel.name, None)
+        waiter = self._ring_waits.pop(channel, None)
+        if waiter is not None and not waiter.done():
+            waiter.set_result(("hungup", None))
+        if channel.task is not None and channel.task is not asyncio.current_task():
+            channel.task.cancel()
+        for callback in channel.on_hangup:
+            callback(channel)
+        if bridge is not None:
+            for peer in list(bridge.channels):
+                self.hangup(peer, cause)
+            if not bridge.channels:
+                self.emit(*calls.bridge_event("BridgeDestroy", bridge))
+        if twin is not None:
+            if requests:
+                self.emit(*calls.channel_event("SoftHangupRequest", twin, ("Cause", "16")))
+            self.hangup(twin, cause, requests=requests)
+
+    # --- Originate -----------------------------------------------------------------------------
+
+    async def originate(self, req):
+        """Run one Originate to its outcome. Returns (success, reason, channel or None)."""
+        tech, _, resource = req.channel.partition("/")
+        if tech not in TECHNOLOGIES or not resource:
+            return self._fail(req, 0)
+        if tech == "Local":
+            return await self._originate_local(req, resource)
+        phone = self.phone_for(req.channel)
+        if phone is None or phone.behaviour == "unregistered":
+            return self._fail(req, 0)
+        channel = self.new_channel(f"{req.channel}-{self.ids.channel_suffix()}", device=req.channel)
+        num, name = calls.parse_callerid(req.caller_id)
+        if req.caller_id:
+            self.set_callerid(channel, num, name)
+        self.emit(*calls.dial_event("DialBegin", None, channel, ("DialString", resource)))
+        outcome, picker = await self._ring(channel, phone, req)
+        if outcome == "answer":
+            self.set_state(channel, 6)
+            self.emit(*calls.dial_event("DialEnd", None, channel, ("DialStatus", "ANSWER")))
+            return self._answered(req, channel)
+        if outcome == "pickup":
+            return self._picked_up(req, channel, picker)
+        if outcome == "hungup":
+            return self._fail(req, 0)
+        status = {"busy": "BUSY", "congestion": "CONGESTION"}.get(outcome, "NOANSWER")
+        if outcome != "unreachable":
+            self.emit(*calls.dial_event("DialEnd", None, channel, ("DialStatus", status)))
+        self.hangup(channel, {"busy": 17, "congestion": 34}.get(outcome, 19))
+        return self._fail(req, REASON.get(outcome, 3))
+
+    async def _ring(self, channel, phone, req):
+        """A phone's answer to an INVITE: answer / pickup / busy / congestion / noanswer / unreachable."""
+        behaviour = phone.behaviour
+        if behaviour in ("busy", "congestion"):
+            return behaviour, None
+        if behaviour == "autoanswer" and wants_autoanswer(req.variables):
+            return "answer", None
+        if behaviour == "unreachable":
+            await asyncio.sleep(req.timeout)
+            return "unreachable", None
+        self.set_state(channel, 5)
+        self.emit(*calls.dial_event("DialState", None, channel, ("DialStatus", "RINGING")))
+        return await self._wait_ringing(channel, None if behaviour == "noanswer" else phone.ring_seconds, req.timeout)
+
+    async def _wait_ringing(self, channel, answer_after, timeout):
+        waiter = asyncio.get_running_loop().create_future()
+        self._ring_waits[channel] = waiter
+        limit = timeout if answer_after is None else min(answer_after, timeout)
+        try:
+            outcome = await asyncio.wait_for(asyncio.shield(waiter), limit)
+        except asyncio.TimeoutError:
+            outcome = ("answer" if answer_after is not None and answer_after <= timeout else "noanswer", None)
+        self._ring_waits.pop(channel, None)
+        return outcome
+
+    async def _originate_local(self, req, resource):
+        exten, _, context = resource.partition("@")
+        one, two = self.new_local_pair(exten, context or "default")
+        if not self.dialplan_has(one.context, exten):
+            self.hangup(two, 0, requests=False)
+            return self._fail(req, 0)
+        num, name = calls.parse_callerid(req.caller_id)
+        if req.caller_id:
+            for leg in (one, two):
+                self.set_callerid(leg, num, name)
+        self.emit(*calls.local_bridge(one, two))
+        self.emit(*calls.dial_event("DialBegin", None, one, ("DialString", resource)))
+        behaviour = CONTEXT_BEHAVIOUR.get(one.context)
+        phone = None
+        if behaviour is None:
+            phone = self.phone_by_resource(exten)
+            behaviour = phone.behaviour
+            two.device = phone.device
+        if behaviour in ("busy", "congestion"):
+            self.set_state(two, 7)
+            self.emit(*calls.dial_event("DialEnd", None, one, ("DialStatus", behaviour.upper())))
+            self.emit(*calls.channel_event("HangupRequest", two, ("Cause", "0")))
+            self.emit(*calls.channel_event("SoftHangupRequest", two, ("Cause", "16")))
+            return self._fail_local(req, one, two, REASON[behaviour], 17 if behaviour == "busy" else 34)
+        if behaviour in ("rejected", "unregistered"):
+            return self._fail_local(req, one, two, 0, 21)
+        if behaviour == "answer-now" or (behaviour == "autoanswer" and wants_autoanswer(req.variables)) or (
+            behaviour in ("answer", "autoanswer") and phone.ring_seconds <= 0
+        ):
+            return self._answer_local(req, one, two)
+        self.set_state(one, 5)
+        self.emit(*calls.dial_event("DialState", None, one, ("DialStatus", "RINGING")))
+        ring = {"ringing-context": self.ringing_context_seconds, "noanswer": None, "unreachable": None}.get(
+            behaviour, phone.ring_seconds if phone else 1.0)
+        outcome, picker = await self._wait_ringing(one, ring, req.timeout)
+        if outcome == "answer":
+            return self._answer_local(req, one, two)
+        if outcome == "pickup":
+            return self._picked_up(req, one, picker)
+        if outcome == "hungup":
+            return self._fail(req, 0)
+        return self._fail_local(req, one, two, 3, 19)
+
+    def _answer_local(self, req, one, two):
+        two.priority = 2
+        self.set_state(two, 6)
+        self.set_state(one, 6)
+        self.emit(*calls.dial_event("DialEnd", None, one, ("DialStatus", "ANSWER")))
+        two.priority = 3
+        two.application, two.app_data = "Wait", "3600"
+        return self._answered(req, one)
+
+    def _fail_local(self, req, one, two, reason, cause):
+        result = self._fail(req, reason)
+        self.hangup(two, cause)
+        return result
+
+    def _fail(self, req, reason):
+        return False, reason, None
+
+    def _answered(self, req, channel):
+        channel.variables.update(v.partition("=")[::2] for v in req.variables)
+        if req.application:
+            channel.application, channel.app_data = req.application, req.data
+        else:
+            channel.context, channel.exten, channel.priority = req.context, req.exten, int(req.priority or 1)
+            channel.application, channel.app_data = "Wait", "3600"
+        return True, 4, channel
+
+    def _picked_up(self, req, ringing, picker):
+        """The ringing leg was taken by PickupChan: the call lives on in the picker's channel."""
+        picker.application, picker.app_data = req.application or "Wait", req.data
+        # Asterisk reports the originate as answered (by the picker) before the ringing leg goes.
+        asyncio.get_running_loop().call_soon(self.hangup, ringing, 26)
+        return True, 4, picker
+
+    def pickup_target(self, data):
+        """The ringing channel a PickupChan with this Data would take, or None."""
+        specs = [s for s in data.split(",")[0].split("&") if s]
+        for waiting, waiter in self._ring_waits.items():
+            if waiting.alive and not waiter.done() and any(waiting.name.startswith(s) for s in specs):
+                return waiting
+        return None
+
+    # --- applications --------------------------------------------------------------------------
+
+    def start_application(self, channel, req):
+        """Run the Originate's application on the answered channel (Async: after OriginateResponse)."""
+        if not req.application:
+            return
+        app = req.application.lower()
+        runner = {
+            "wait": self._app_wait, "chanspy": self._app_chanspy, "playback": self._app_playback,
+            "dial": self._app_dial, "pickupchan": self._app_pickupchan,
+        }.get(app)
+        if runner is not None:
+            channel.task = self.spawn(self._guard(channel, runner(channel, req.data)))
+
+    async def _guard(self, channel, coro):
+        try:
+            await coro
+        except asyncio.CancelledError:
+            raise
+
+    async def _app_wait(self, channel, data):
+        try:
+            seconds = float(data)
+        except ValueError:
+            seconds = 0.0
+        await asyncio.sleep(seconds)
+        self.hangup(channel)
+
+    async def _app_playback(self, channel, data):
+        files = [name for name in data.split(",")[0].split("&") if name]
+        if files and all(name in SOUNDS for name in files):
+            await asyncio.sleep(self.playback_seconds * len(files))
+        self.hangup(channel)
+
+    async def _app_dial(self, channel, data):
+        """Dial(Local/<num>@from-internal) from an answered phone: the trainee's customer call."""
+        target = data.split(",")[0]
+        tech, _, resource = target.partition("/")
+        if tech != "Local":
+            peer = self.new_channel(f"{target}-{self.ids.channel_suffix()}", device=target)
+            dial_string = resource
+            far = None
+        else:
+            exten, _, context = resource.partition("@")
+            peer, far = self.new_local_pair(exten, context or "default")
+            dial_string = resource
+            for leg in (peer, far):
+                self.set_callerid(leg, channel.caller_num if channel.caller_num != calls.UNKNOWN else "", "")
+            self.emit(*calls.local_bridge(peer, far))
+        self.emit(*calls.dial_event("DialBegin", channel, peer, ("DialString", dial_string)))
+        if far is not None:
+            self.set_state(far, 6)
+        self.set_state(peer, 6)
+        self.emit(*calls.dial_event("DialEnd", channel, peer, ("DialStatus", "ANSWER")))
+        self.join_bridge([peer, channel])
+
+    def join_bridge(self, channels):
+        bridge = Bridge(self.ids.bridge_id())
+        self.emit(*calls.bridge_event("BridgeCreate", bridge))
+        for channel in channels:
+            bridge.channels.append(channel)
+            channel.bridge = bridge
+            self.emit(*calls.bridge_event("BridgeEnter", bridge, channel))
+        return bridge
+
+    # ChanSpy ----------------------------------------------------------------------------------
+
+    def _spy_candidates(self, spy, spec, uniqueid_mode):
+        skip = {spy, spy.local_twin}
+        return [
+            c for c in self.channels.values()
+            if c not in skip and c.alive and c.state == 6 and calls.chanspy_matches(c, spec, uniqueid_mode)
+        ]
+
+    async def _app_chanspy(self, spy, data):
+        spec, _, option_text = data.partition(",")
+        options = calls.parse_chanspy_options(option_text)
+        uniqueid_mode = "u" in options
+        self.spy_modes[spy.name] = calls.spy_mode(options)
+        spy.variables["__chanspy_options"] = options
+        done_with = set()
+        while spy.alive:
+            targets = [c for c in self._spy_candidates(spy, spec, uniqueid_mode) if c not in done_with]
+            if not targets:
+                if "E" in options and done_with:
+                    break
+                await asyncio.sleep(self.spy_poll_seconds)
+                continue
+            target = targets[0]
+            ended = asyncio.get_running_loop().create_future()
+            spy.spying = target
+            spy.variables["__spy_ended"] = ended
+            target.spies.append(spy)
+            self.emit(*calls.chanspy_event("ChanSpyStart", spy, target))
+            await ended
+            done_with.add(target)
+            if "E" in options:
+                break
+        self.hangup(spy)
+
+    def _spyee_gone(self, spy, target):
+        """The spied-on channel hung up: ChanSpyStop, then the spy moves on (or ends with E)."""
+        if spy.spying is target:
+            self.emit(*calls.chanspy_event("ChanSpyStop", spy, target))
+            spy.spying = None
+            ended = spy.variables.get("__spy_ended")
+            if ended is not None and not ended.done():
+                ended.set_result(True)
+        if spy in target.spies:
+            target.spies.remove(spy)
+
+    def _end_spying(self, spy):
+        target = spy.spying
+        if target is not None:
+            self.emit(*calls.chanspy_event("ChanSpyStop", spy, target))
+            spy.spying = None
+            if spy in target.spies:
+                target.spies.remove(spy)
+
+    def receive_dtmf(self, channel, digit):
+        """A digit the channel received; ChanSpy with `d` switches spy/whisper/barge on 4/5/6."""
+        self.emit(*calls.channel_event("DTMFBegin", channel, ("Digit", digit), ("Direction", "Received"), klass="dtmf"))
+        self.emit(*calls.channel_event(
+            "DTMFEnd", channel, ("Digit", digit), ("DurationMs", "100"), ("Direction", "Received"), klass="dtmf"))
+        options = channel.variables.get("__chanspy_options") or {}
+        if "d" in options and digit in SPY_DTMF:
+            self.spy_modes[channel.name] = SPY_DTMF[digit]
+
+    # PickupChan -------------------------------------------------------------------------------
+
+    async def _app_pickupchan(self, picker, data):
+        waiting = self.pickup_target(data)
+        if waiting is None:
+            self.hangup(picker)
+            return
+        picker.connected_num, picker.connected_name = waiting.caller_num, waiting.caller_name
+        self.emit(*calls.channel_event("NewConnectedLine", picker))
+        self.emit(*calls.pickup_event(picker, waiting))
+        self._ring_waits[waiting].set_result(("pickup", picker))
+        # the picker now carries the picked call until someone hangs up
+
+    # --- inbound customer calls ----------------------------------------------------------------
+
+    async def inbound_call(self, device, caller_num="5551234", caller_name="Customer", answer=True, talk_seconds=None):
+        """A customer call from the trunk ringing `device`; returns the agent channel once it exists."""
+        phone = self.phone_for(device) or self.set_phone(device, "answer")
+        customer = self.new_channel(
+            f"SIP/trunk-{self.ids.channel_suffix()}", state=4, context="from-trunk", exten=phone.resource)
+        customer.caller_num, customer.caller_name = caller_num, caller_name
+        agent_name = f"{device}-{self.ids.channel_suffix()}" + (";1" if device.startswith("Local/") else "")
+        agent = self.new_channel(agent_name, context="from-internal", exten=phone.resource,
+                                 linkedid=customer.linkedid, device=device)
+        agent.caller_num, agent.caller_name = caller_num, caller_name
+        agent.connected_num, agent.connected_name = caller_num, caller_name
+        agent.application = "AppDial"
+        agent.app_data = "(Outgoing Line)"
+        customer.application, customer.app_data = "Dial", f"{device},30"
+        self.emit(*calls.dial_event("DialBegin", customer, agent, ("DialString", phone.resource)))
+        self.set_state(agent, 5)
+        self.emit(*calls.dial_event("DialState", customer, agent, ("DialStatus", "RINGING")))
+        customer.task = self.spawn(self._inbound_run(customer, agent, phone, answer, talk_seconds))
+        return agent.name
+
+    async def _inbound_run(self, customer, agent, phone, answer, talk_seconds):
+        if not answer or phone.behaviour in ("noanswer", "busy", "congestion", "unregistered", "unreachable"):
+            outcome, _ = await self._wait_ringing(agent, None, 30.0)
+        else:
+            outcome, _ = await self._wait_ringing(agent, phone.ring_seconds, 3600.0)
+        if outcome == "pickup" or not customer.alive:
+            return
+        if outcome != "answer":
+            self.emit(*calls.dial_event("DialEnd", customer, agent, ("DialStatus", "NOANSWER")))
+            self.hangup(agent, 19)
+            self.hangup(customer, 19)
+            return
+        self.set_state(agent, 6)
+        self.emit(*calls.dial_event("DialEnd", customer, agent, ("DialStatus", "ANSWER")))
+        self.set_state(customer, 6)
+        self.join_bridge([customer, agent])
+        if talk_seconds is not None:
+            await asyncio.sleep(talk_seconds)
+            self.hangup(customer)
