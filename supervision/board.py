@@ -1,0 +1,525 @@
+"""The live call board: AMI events in, channels and small diffs out. Pure: no I/O, no clock
+except the injected `now`.
+
+One dict per live channel, keyed by channel name (see "The board" in docs/architecture.md for the
+fields). `apply(event)` and `rebuild(CoreShowChannel items)` both return diffs,
+`{"op": "upsert", "channel": {...}}` or `{"op": "remove", "name": ..., "device": ...}`, so that
+`apply_diffs(old snapshot, diffs) == new snapshot` (the browser mirrors `apply_diffs`).
+
+Decisions (the captures show Asterisk 20 sends no timestamp on Newstate):
+- `created_at` is the epoch part of the Uniqueid (`1795687491.12` -> 1795687491.0), so events and
+  a rebuild agree on it to the second.
+- `answered_at` is `now()` when the board sees the channel go Up. A rebuild cannot know the answer
+  time (CoreShowChannel's `Duration` counts from creation), so it keeps what the board already
+  knew for that channel, else uses `created_at` for an Up channel: the call then shows the same
+  length Asterisk's own `core show channels` does.
+- A channel event (Newstate, NewCallerid, NewConnectedLine, Newexten, BridgeEnter) for a channel
+  never seen creates it from the snapshot fields every such event carries: after a missed
+  Newchannel the board heals instead of dropping the call. BridgeLeave, ChanSpy*, Hangup and
+  OriginateResponse never create a channel (a BridgeLeave arrives after its channel's Hangup).
+- The application of an originated channel is not in any Newexten: it comes from the
+  `OriginateResponse` (`Application`, `Data`), so the bridge must pass those events to `apply`.
+  `ApplicationData` is kept outside the channel dict; it gives a ChanSpy channel's `spy_mode`
+  (option B: barge, w/W: whisper, else listen) and, in a rebuild, its target.
+- Diffs, snapshots and lookups hand out copies: nothing a consumer does to them reaches the board,
+  and nothing the board does later changes what was already sent.
+"""
+
+import re
+import time
+
+# ast_state names (include/asterisk/channelstate.h), lower case.
+STATES = {
+    "0": "down",
+    "1": "reserved",
+    "2": "offhook",
+    "3": "dialing",
+    "4": "ring",
+    "5": "ringing",
+    "6": "up",
+    "7": "busy",
+    "8": "dialing_offhook",
+    "9": "prering",
+}
+# live_channel(): which state matters most to a supervisor looking for a call.
+STATE_RANK = {"up": 3, "ringing": 2, "ring": 2, "dialing": 1, "dialing_offhook": 1, "prering": 1}
+UNKNOWN = "<unknown>"
+_OPTION_ARGUMENT = re.compile(r"\([^)]*\)")
+
+
+def device_of(name):
+    """`SIP/105-0000000a` -> `SIP/105`; `Local/105@phones-00000002;1` -> `Local/105@phones`."""
+    head, sep, _tail = name.rpartition("-")
+    return head if sep else name
+
+
+def created_at_of(uniqueid):
+    """Epoch seconds from a Uniqueid (`[systemname-]1795687491.12`), None if it has none."""
+    head = uniqueid.rpartition(".")[0].rpartition("-")[2]
+    try:
+        return float(head)
+    except ValueError:
+        return None
+
+
+def chanspy_arguments(data):
+    """`SIP/105,qBx(#)` -> (`SIP/105`, `qBx`): the target and the option letters."""
+    target, _sep, options = (data or "").partition(",")
+    return target.strip(), _OPTION_ARGUMENT.sub("", options)
+
+
+def spy_mode_of(application, data):
+    if not application or application.lower() != "chanspy":
+        return None
+    _target, options = chanspy_arguments(data)
+    if "B" in options:
+        return "barge"
+    if "w" in options or "W" in options:
+        return "whisper"
+    return "listen"
+
+
+def apply_diffs(channels, diffs):
+    """The client side of the protocol: a snapshot list plus diffs gives the new snapshot list."""
+    by_name = {channel["name"]: channel for channel in channels}
+    for diff in diffs:
+        if diff["op"] == "upsert":
+            by_name[diff["channel"]["name"]] = diff["channel"]
+        else:
+            by_name.pop(diff["name"], None)
+    return list(by_name.values())
+
+
+def _clean(value):
+    return "" if value is None or value == UNKNOWN else value
+
+
+def _copy(channel):
+    copy = dict(channel)
+    copy["peers"] = list(copy["peers"])
+    copy["spied_by"] = list(copy["spied_by"])
+    return copy
+
+
+def _upsert(channel):
+    return {"op": "upsert", "channel": _copy(channel)}
+
+
+def _new_channel(name, uniqueid, linkedid, state, caller_num, caller_name, connected_num, connected_name):
+    return {
+        "name": name,
+        "uniqueid": uniqueid,
+        "linkedid": linkedid,
+        "device": device_of(name),
+        "state": state,
+        "caller_num": caller_num,
+        "caller_name": caller_name,
+        "connected_num": connected_num,
+        "connected_name": connected_name,
+        "created_at": created_at_of(uniqueid),
+        "answered_at": None,
+        "bridge_id": None,
+        "peers": [],
+        "application": "",
+        "spied_by": [],
+        "spying_on": None,
+        "spy_mode": None,
+    }
+
+
+class Board:
+    def __init__(self, *, now=time.time):
+        self._now = now
+        self._channels = {}  # name -> channel dict; only copies leave the board
+        self._bridges = {}  # bridge id -> set of member channel names
+        self._app_data = {}  # name -> application data (ChanSpy target and options)
+        self.seq = 0
+        # Dispatch on the event name: an event the board does not use costs one dict lookup.
+        self._handlers = {
+            "Newchannel": self._on_channel,
+            "Newstate": self._on_channel,
+            "NewCallerid": self._on_channel,
+            "NewConnectedLine": self._on_channel,
+            "Newexten": self._on_newexten,
+            "OriginateResponse": self._on_originate_response,
+            "Rename": self._on_rename,
+            "BridgeCreate": self._on_bridge_create,
+            "BridgeEnter": self._on_bridge_enter,
+            "BridgeLeave": self._on_bridge_leave,
+            "BridgeDestroy": self._on_bridge_destroy,
+            "ChanSpyStart": self._on_chanspy_start,
+            "ChanSpyStop": self._on_chanspy_stop,
+            "Hangup": self._on_hangup,
+        }
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def snapshot(self):
+        return [_copy(channel) for channel in self._channels.values()]
+
+    def channel(self, name):
+        channel = self._channels.get(name)
+        return _copy(channel) if channel is not None else None
+
+    def channels_of(self, device):
+        return [_copy(channel) for channel in self._channels.values() if channel["device"] == device]
+
+    def live_channel(self, device):
+        """The channel a supervisor means by "this phone's call": Up before ringing, then the
+        newest call; within the same second the earlier channel (of a Local pair, the `;1` leg
+        that runs the originated application)."""
+        best, best_key = None, None
+        for channel in self._channels.values():
+            if channel["device"] != device:
+                continue
+            key = (STATE_RANK.get(channel["state"], 0), channel["created_at"] or 0.0, -_sequence(channel["uniqueid"]))
+            if best_key is None or key > best_key:
+                best, best_key = channel, key
+        return _copy(best) if best is not None else None
+
+    # -- events ----------------------------------------------------------------------------
+
+    def apply(self, msg):
+        handler = self._handlers.get(msg.event)
+        if handler is None:
+            return []
+        diffs = handler(msg)
+        if diffs:
+            self.seq += 1
+        return diffs
+
+    def _update(self, msg, create):
+        """Bring a channel up to date with the snapshot fields of its event.
+        Returns (channel or None, changed)."""
+        get = msg.get
+        name = get("Channel")
+        channel = self._channels.get(name)
+        state_code = get("ChannelState")
+        state = STATES.get(state_code, "unknown") if state_code is not None else None
+        if channel is None:
+            if not create or not name:
+                return None, False
+            uniqueid = get("Uniqueid") or ""
+            channel = _new_channel(
+                name,
+                uniqueid,
+                get("Linkedid") or uniqueid,
+                state or "unknown",
+                _clean(get("CallerIDNum")),
+                _clean(get("CallerIDName")),
+                _clean(get("ConnectedLineNum")),
+                _clean(get("ConnectedLineName")),
+            )
+            if state == "up":
+                channel["answered_at"] = self._now()
+            self._channels[name] = channel
+            return channel, True
+        changed = False
+        if state is not None and state != channel["state"]:
+            channel["state"] = state
+            if state == "up" and channel["answered_at"] is None:
+                channel["answered_at"] = self._now()
+            changed = True
+        for field, key in (
+            ("caller_num", "CallerIDNum"),
+            ("caller_name", "CallerIDName"),
+            ("connected_num", "ConnectedLineNum"),
+            ("connected_name", "ConnectedLineName"),
+            ("linkedid", "Linkedid"),
+        ):
+            value = get(key)
+            if value is not None:
+                value = _clean(value)
+                if value != channel[field]:
+                    channel[field] = value
+                    changed = True
+        return channel, changed
+
+    def _on_channel(self, msg):
+        channel, changed = self._update(msg, True)
+        return [_upsert(channel)] if changed else []
+
+    def _set_application(self, channel, application, data):
+        self._app_data[channel["name"]] = data
+        mode = spy_mode_of(application, data)
+        if application == channel["application"] and mode == channel["spy_mode"]:
+            return False
+        channel["application"] = application
+        channel["spy_mode"] = mode
+        return True
+
+    def _on_newexten(self, msg):
+        channel, changed = self._update(msg, True)
+        if channel is None:
+            return []
+        if self._set_application(channel, msg.get("Application") or "", msg.get("AppData") or ""):
+            changed = True
+        return [_upsert(channel)] if changed else []
+
+    def _on_originate_response(self, msg):
+        channel = self._channels.get(msg.get("Channel"))
+        application = msg.get("Application")
+        if channel is None or application is None or msg.get("Response") != "Success":
+            return []
+        if self._set_application(channel, application, msg.get("Data") or ""):
+            return [_upsert(channel)]
+        return []
+
+    def _on_rename(self, msg):
+        old_name, new_name = msg.get("Channel"), msg.get("Newname")
+        channel = self._channels.get(old_name)
+        if channel is None or not new_name or new_name == old_name or new_name in self._channels:
+            return []
+        del self._channels[old_name]
+        channel = dict(channel, name=new_name, device=device_of(new_name))
+        self._channels[new_name] = channel
+        if old_name in self._app_data:
+            self._app_data[new_name] = self._app_data.pop(old_name)
+        touched = {}
+        members = self._bridges.get(channel["bridge_id"])
+        if members is not None:
+            members.discard(old_name)
+            members.add(new_name)
+            for member in members:
+                if member != new_name:
+                    other = self._channels.get(member)
+                    if other is not None:
+                        other["peers"] = sorted(n if n != old_name else new_name for n in other["peers"])
+                        touched[member] = other
+        spyee = self._channels.get(channel["spying_on"])
+        if spyee is not None:
+            spyee["spied_by"] = sorted(n if n != old_name else new_name for n in spyee["spied_by"])
+            touched[spyee["name"]] = spyee
+        for spyer_name in channel["spied_by"]:
+            spyer = self._channels.get(spyer_name)
+            if spyer is not None:
+                spyer["spying_on"] = new_name
+                touched[spyer_name] = spyer
+        diffs = [{"op": "remove", "name": old_name, "device": device_of(old_name)}, _upsert(channel)]
+        diffs.extend(_upsert(other) for other in touched.values())
+        return diffs
+
+    # -- bridges ---------------------------------------------------------------------------
+
+    def _set_peers(self, members, touched):
+        for member in members:
+            channel = self._channels.get(member)
+            if channel is None:
+                continue
+            peers = sorted(n for n in members if n != member)
+            if peers != channel["peers"]:
+                channel["peers"] = peers
+                touched[member] = channel
+
+    def _leave_bridge(self, channel, touched):
+        bridge_id = channel["bridge_id"]
+        members = self._bridges.get(bridge_id)
+        if members is not None:
+            members.discard(channel["name"])
+            self._set_peers(members, touched)
+        if bridge_id is not None or channel["peers"]:
+            channel["bridge_id"] = None
+            channel["peers"] = []
+            touched[channel["name"]] = channel
+
+    def _on_bridge_create(self, msg):
+        self._bridges.setdefault(msg.get("BridgeUniqueid"), set())
+        return []
+
+    def _on_bridge_enter(self, msg):
+        channel, changed = self._update(msg, True)
+        bridge_id = msg.get("BridgeUniqueid")
+        if channel is None or not bridge_id:
+            return [_upsert(channel)] if changed else []
+        touched = {channel["name"]: channel} if changed else {}
+        if channel["bridge_id"] != bridge_id:
+            if channel["bridge_id"] is not None:
+                self._leave_bridge(channel, touched)
+            channel["bridge_id"] = bridge_id
+            touched[channel["name"]] = channel
+        members = self._bridges.setdefault(bridge_id, set())
+        members.add(channel["name"])
+        self._set_peers(members, touched)
+        return [_upsert(c) for c in touched.values()]
+
+    def _on_bridge_leave(self, msg):
+        bridge_id = msg.get("BridgeUniqueid")
+        channel, changed = self._update(msg, False)
+        touched = {channel["name"]: channel} if changed else {}
+        if channel is not None and channel["bridge_id"] == bridge_id:
+            self._leave_bridge(channel, touched)
+        else:
+            members = self._bridges.get(bridge_id)
+            if members is not None and msg.get("Channel") in members:
+                members.discard(msg.get("Channel"))
+                self._set_peers(members, touched)
+        return [_upsert(c) for c in touched.values()]
+
+    def _on_bridge_destroy(self, msg):
+        touched = {}
+        for member in self._bridges.pop(msg.get("BridgeUniqueid"), ()):
+            channel = self._channels.get(member)
+            if channel is not None and (channel["bridge_id"] is not None or channel["peers"]):
+                channel["bridge_id"] = None
+                channel["peers"] = []
+                touched[member] = channel
+        return [_upsert(c) for c in touched.values()]
+
+    # -- spying ----------------------------------------------------------------------------
+
+    def _detach_spy(self, spyer, touched):
+        spyee = self._channels.get(spyer["spying_on"])
+        if spyee is not None and spyer["name"] in spyee["spied_by"]:
+            spyee["spied_by"] = [n for n in spyee["spied_by"] if n != spyer["name"]]
+            touched[spyee["name"]] = spyee
+        if spyer["spying_on"] is not None:
+            spyer["spying_on"] = None
+            touched[spyer["name"]] = spyer
+
+    def _on_chanspy_start(self, msg):
+        spyer = self._channels.get(msg.get("SpyerChannel"))
+        spyee = self._channels.get(msg.get("SpyeeChannel"))
+        if spyer is None or spyee is None or spyer is spyee:
+            return []
+        touched = {}
+        if spyer["spying_on"] != spyee["name"]:
+            # ChanSpy with a prefix moves on by itself when its call ends: one spyee at a time.
+            self._detach_spy(spyer, touched)
+            spyer["spying_on"] = spyee["name"]
+            touched[spyer["name"]] = spyer
+        if spyer["name"] not in spyee["spied_by"]:
+            spyee["spied_by"] = sorted(spyee["spied_by"] + [spyer["name"]])
+            touched[spyee["name"]] = spyee
+        return [_upsert(c) for c in touched.values()]
+
+    def _on_chanspy_stop(self, msg):
+        spyer = self._channels.get(msg.get("SpyerChannel"))
+        if spyer is None:
+            return []
+        spyee_name = msg.get("SpyeeChannel")
+        if spyee_name is not None and spyer["spying_on"] not in (spyee_name, None):
+            return []  # a stale stop for a spyee it already left
+        touched = {}
+        self._detach_spy(spyer, touched)
+        return [_upsert(c) for c in touched.values()]
+
+    # -- hangup ----------------------------------------------------------------------------
+
+    def _on_hangup(self, msg):
+        name = msg.get("Channel")
+        channel = self._channels.pop(name, None)
+        if channel is None:
+            return []
+        self._app_data.pop(name, None)
+        touched = {}
+        members = self._bridges.get(channel["bridge_id"])
+        if members is not None:
+            members.discard(name)
+            self._set_peers(members, touched)
+        spyee = self._channels.get(channel["spying_on"])
+        if spyee is not None and name in spyee["spied_by"]:
+            spyee["spied_by"] = [n for n in spyee["spied_by"] if n != name]
+            touched[spyee["name"]] = spyee
+        for spyer_name in channel["spied_by"]:
+            spyer = self._channels.get(spyer_name)
+            if spyer is not None and spyer["spying_on"] == name:
+                spyer["spying_on"] = None
+                touched[spyer_name] = spyer
+        diffs = [_upsert(c) for c in touched.values()]
+        diffs.append({"op": "remove", "name": name, "device": channel["device"]})
+        return diffs
+
+    # -- rebuild ---------------------------------------------------------------------------
+
+    def rebuild(self, items):
+        """Diffs that turn the board into exactly the channels of a CoreShowChannels list."""
+        old = self._channels
+        channels, app_data, bridges = {}, {}, {}
+        for item in items:
+            get = item.get
+            name = get("Channel")
+            if not name:
+                continue
+            uniqueid = get("Uniqueid") or ""
+            state = STATES.get(get("ChannelState"), "unknown")
+            channel = _new_channel(
+                name,
+                uniqueid,
+                get("Linkedid") or uniqueid,
+                state,
+                _clean(get("CallerIDNum")),
+                _clean(get("CallerIDName")),
+                _clean(get("ConnectedLineNum")),
+                _clean(get("ConnectedLineName")),
+            )
+            previous = old.get(name)
+            if previous is not None and previous["uniqueid"] == uniqueid and previous["answered_at"] is not None:
+                channel["answered_at"] = previous["answered_at"]
+            elif state == "up":
+                channel["answered_at"] = channel["created_at"]
+            application = get("Application") or ""
+            data = get("ApplicationData") or ""
+            channel["application"] = application
+            channel["spy_mode"] = spy_mode_of(application, data)
+            app_data[name] = data
+            bridge_id = get("BridgeId") or None
+            if bridge_id:
+                channel["bridge_id"] = bridge_id
+                bridges.setdefault(bridge_id, set()).add(name)
+            channels[name] = channel
+        for members in bridges.values():
+            for member in members:
+                channels[member]["peers"] = sorted(n for n in members if n != member)
+        for name, channel in channels.items():
+            if channel["spy_mode"] is None:
+                continue
+            previous = old.get(name)
+            target = _spy_target(name, app_data[name], channels, previous["spying_on"] if previous else None)
+            if target is not None:
+                channel["spying_on"] = target
+                channels[target]["spied_by"].append(name)
+        for channel in channels.values():
+            if len(channel["spied_by"]) > 1:
+                channel["spied_by"].sort()
+        diffs = [_upsert(channel) for name, channel in channels.items() if old.get(name) != channel]
+        diffs.extend(
+            {"op": "remove", "name": name, "device": channel["device"]}
+            for name, channel in old.items()
+            if name not in channels
+        )
+        self._channels, self._app_data = channels, app_data
+        self._bridges = bridges
+        if diffs:
+            self.seq += 1
+        return diffs
+
+
+def _sequence(uniqueid):
+    try:
+        return int(uniqueid.rpartition(".")[2])
+    except ValueError:
+        return 0
+
+
+def _spy_target(spyer, data, channels, known):
+    """The channel a ChanSpy channel listens to, as Asterisk resolves its first argument: with
+    option `u` a uniqueid or exact name; otherwise a plain name prefix (`SIP/105` also matches
+    `SIP/1050-...`), an exact name first, else the first listed match. A target the board already
+    saw in a ChanSpyStart is kept while it still matches."""
+    target, options = chanspy_arguments(data)
+
+    def matches(name):
+        if name == spyer or name not in channels:
+            return False
+        if "u" in options:
+            return name == target or channels[name]["uniqueid"] == target
+        return name.startswith(target)
+
+    if known is not None and matches(known):
+        return known
+    if target in channels and target != spyer:
+        return target
+    for name in channels:
+        if matches(name):
+            return name
+    return None
