@@ -1,1 +1,7 @@
-websocket_urlpatterns = []
+from django.urls import path
+
+from supervision.consumers import DashboardConsumer
+
+websocket_urlpatterns = [
+    path("ws/dashboard/", DashboardConsumer.as_asgi()),
+]

@@ -1,7 +1,46 @@
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import render
+from django.utils.translation import gettext as _
+
+
+def dashboard_labels():
+    """Every string dashboard.js shows, translated for this request's language."""
+    return {
+        "idle": _("Idle"),
+        "ringing": _("Ringing"),
+        "in_call": _("In a call"),
+        "dialling": _("Dialling"),
+        "no_phone": _("No phone assigned"),
+        "caller": _("Caller"),
+        "duration": _("Duration"),
+        "listened_by": _("Listened to by"),
+        "listening_to": _("Listening to"),
+        "listen": _("Listen"),
+        "whisper": _("Whisper"),
+        "barge": _("Barge"),
+        "pickup": _("Answer on my phone"),
+        "stop": _("Stop"),
+        "switch_to": _("Switch to"),
+        "link_connecting": _("Connecting to the PBX…"),
+        "link_up": _("PBX link up"),
+        "link_down": _("PBX link down since %(time)s"),
+        "link_login_refused": _("The PBX refused the dashboard's login: %(detail)s"),
+        "link_no_bridge": _("The PBX bridge is not running"),
+        "resync_not_permitted": _(
+            "The AMI user may not list channels (CoreShowChannels): calls that started before the last connection are not shown."
+        ),
+        "socket_connecting": _("Connecting…"),
+        "socket_live": _("Live"),
+        "socket_reconnecting": _("Connection lost, reconnecting in %(seconds)s s…"),
+        "monitored": _("You are being listened to by %(name)s"),
+        "monitored_mode": _("%(name)s is on your call (%(mode)s)"),
+        "my_phone": _("My phone"),
+        "nobody": _("Nobody to monitor yet: ask an admin to add your team."),
+        "error": _("Error"),
+        "unknown": _("unknown"),
+    }
 
 
 @login_required
 def dashboard(request):
-    return render(request, "supervision/dashboard.html", {})
+    return render(request, "supervision/dashboard.html", {"labels": dashboard_labels()})

@@ -1,0 +1,65 @@
+"""What one user's dashboard may show: his own phone, the people he may monitor, and the filter
+that keeps every other phone's calls off his WebSocket.
+
+`build_view(user)` reads the roster (database); `filter_channels` / `filter_diffs` are pure.
+"""
+
+from dataclasses import dataclass, field
+
+from supervision import policy
+
+
+@dataclass(frozen=True)
+class View:
+    me: dict
+    people: list
+    devices: frozenset = field(default_factory=frozenset)
+
+    def as_dict(self):
+        return {"me": self.me, "people": self.people}
+
+
+def _extension_entry(extension, user):
+    return {
+        "id": extension.pk,
+        "device": extension.device,
+        "label": extension.display_name or str(extension.user),
+        "modes": policy.allowed_actions(user, extension),
+        "pickup": bool(policy.can(user, "pickup", extension)),
+    }
+
+
+def _person(person, extensions, user):
+    return {
+        "id": person.pk,
+        "name": str(person),
+        "role": person.role,
+        "extensions": [_extension_entry(extension, user) for extension in extensions],
+    }
+
+
+def build_view(user):
+    """The cards for `user`: himself first, then one per person he may monitor (database reads)."""
+    visible = list(policy.visible_extensions(user))
+    by_owner = {}
+    for extension in visible:
+        by_owner.setdefault(extension.user_id, []).append(extension)
+    me = _person(user, by_owner.get(user.pk, []), user)
+    people = [_person(person, by_owner.get(person.pk, []), user) for person in user.monitored_users().order_by("first_name", "last_name", "username")]
+    return View(me=me, people=people, devices=frozenset(extension.device for extension in visible))
+
+
+def filter_channels(channels, devices):
+    """Only channels on a visible phone (a customer's trunk leg bridged to it is not sent)."""
+    return [channel for channel in channels if channel.get("device") in devices]
+
+
+def filter_diffs(diffs, devices):
+    kept = []
+    for diff in diffs:
+        if diff.get("op") == "upsert":
+            if diff.get("channel", {}).get("device") in devices:
+                kept.append(diff)
+        elif diff.get("device") in devices:
+            kept.append(diff)
+    return kept

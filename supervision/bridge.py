@@ -1,0 +1,301 @@
+"""The bridge: the one AMI connection per PBX, the call board, and the channel layer.
+
+It turns AMI events into board diffs for every dashboard (group `supervision.board`), answers
+snapshot requests and runs browser commands (channel `supervision.bridge`) through handlers that
+other modules register. However many browsers are open, there is one AMI session.
+
+Everything the bridge publishes leaves through one outbound queue, so a consumer sees diffs,
+link changes and its snapshot in the order the board produced them.
+"""
+
+import asyncio
+import importlib
+import inspect
+import logging
+import time
+from dataclasses import dataclass
+
+logger = logging.getLogger(__name__)
+
+BOARD_GROUP = "supervision.board"
+BRIDGE_CHANNEL = "supervision.bridge"
+# Modules that plug command handlers in: each has `install(bridge)`.
+COMMAND_MODULES = ["supervision.monitoring"]
+
+# What the board was rebuilt from after the last login.
+RESYNC_PENDING = "pending"
+RESYNC_DONE = "done"
+RESYNC_NOT_PERMITTED = "not_permitted"
+RESYNC_FAILED = "failed"
+
+
+def user_group(user_id):
+    """The group that reaches every open dashboard of one user."""
+    return f"supervision.user.{int(user_id)}"
+
+
+def error_message(code, message):
+    return {"type": "error", "code": code, "message": message}
+
+
+@dataclass
+class CommandRequest:
+    """One browser command as the consumer forwarded it (shape already checked, rights not)."""
+
+    bridge: "Bridge"
+    command: dict
+    user_id: int
+    reply_to: str | None
+    client: str | None
+
+    @property
+    def type(self):
+        return self.command.get("type")
+
+    async def reply(self, message):
+        """Send `message` (a dict with its own "type") to the dashboard that sent the command."""
+        if self.reply_to:
+            await self.bridge.send_to(self.reply_to, {"type": "user.message", "message": message})
+
+    async def error(self, code, text):
+        await self.reply(error_message(code, text))
+
+
+class Bridge:
+    def __init__(self, client, board, layer, *, name="pbx"):
+        self.client = client
+        self.board = board
+        self.layer = layer
+        self.name = name
+        self.handlers = {}
+        self.event_listeners = []
+        self.resync = RESYNC_PENDING
+        self.resync_detail = ""
+        self._outbox = asyncio.Queue()
+        self._tasks = set()
+        self._publisher = None
+        self._receiver = None
+        self.client.on_event(self._on_event)
+        self.client.on_link(self._on_link)
+        self.client.on_login(self._on_login)
+
+    # --- plugging in ------------------------------------------------------------------------
+
+    def register(self, command_type, handler):
+        """`async def handler(bridge, request)` runs for every command of this type."""
+        self.handlers[command_type] = handler
+
+    def add_event_listener(self, listener):
+        """`listener(msg)` sees every AMI event after the board applied it (may return a coroutine)."""
+        self.event_listeners.append(listener)
+
+    def install_command_modules(self, modules=None):
+        for module_name in COMMAND_MODULES if modules is None else modules:
+            try:
+                module = importlib.import_module(module_name)
+            except ModuleNotFoundError as exc:
+                if exc.name == module_name:
+                    logger.info("%s: no %s module, its commands are not available", self.name, module_name)
+                    continue
+                raise
+            module.install(self)
+
+    # --- life cycle ---------------------------------------------------------------------------
+
+    async def start(self):
+        self._publisher = asyncio.create_task(self._publish_loop(), name=f"{self.name}-publish")
+        self._receiver = asyncio.create_task(self._receive_loop(), name=f"{self.name}-receive")
+        await self.client.start()
+
+    async def stop(self):
+        await self.client.stop()
+        for task in [self._receiver, self._publisher, *self._tasks]:
+            if task is not None:
+                task.cancel()
+        for task in [self._receiver, self._publisher, *list(self._tasks)]:
+            if task is not None:
+                try:
+                    await task
+                except (asyncio.CancelledError, Exception):  # noqa: BLE001 - shutting down
+                    pass
+        self._tasks.clear()
+
+    async def drain(self):
+        """Wait until everything queued so far has been handed to the channel layer (tests)."""
+        await self._outbox.join()
+
+    # --- state ---------------------------------------------------------------------------------
+
+    def link_state(self):
+        link = self.client.link
+        return {
+            "pbx": self.name,
+            "state": link.state,
+            "since": link.since,
+            "detail": link.detail or "",
+            "retry_in": getattr(link, "retry_in", None),
+            "resync": self.resync,
+            "resync_detail": self.resync_detail,
+        }
+
+    def snapshot(self):
+        return {
+            "type": "board.snapshot",
+            "seq": self.board.seq,
+            "channels": self.board.snapshot(),
+            "link": self.link_state(),
+            "now": time.time(),
+        }
+
+    # --- AMI side ------------------------------------------------------------------------------
+
+    def _on_event(self, msg):
+        try:
+            diffs = self.board.apply(msg)
+        except Exception:  # noqa: BLE001 - one odd event must not stop the board
+            logger.exception("%s: the board could not apply %s", self.name, msg.event)
+            diffs = []
+        if diffs:
+            self._queue_group(BOARD_GROUP, {"type": "board.diff", "seq": self.board.seq, "diffs": diffs})
+        for listener in self.event_listeners:
+            try:
+                result = listener(msg)
+                if inspect.isawaitable(result):
+                    self._spawn(result, f"listener for {msg.event}")
+            except Exception:  # noqa: BLE001 - a listener's bug must not stop the board
+                logger.exception("%s: event listener %r failed on %s", self.name, listener, msg.event)
+
+    def _on_link(self, _link=None):
+        if self.client.link.state != "up":
+            self.resync = RESYNC_PENDING
+            self.resync_detail = ""
+        self._publish_link()
+
+    def _publish_link(self):
+        self._queue_group(BOARD_GROUP, {"type": "board.link", "link": self.link_state()})
+
+    async def _on_login(self, *_args):
+        """After every (re)login: rebuild the board from CoreShowChannels, or say why not."""
+        from supervision.ami.client import ActionError  # the client module imports nothing of ours
+
+        self.resync = RESYNC_PENDING
+        try:
+            items = await self.client.send_list("CoreShowChannels", {})
+        except ActionError as exc:
+            text = getattr(exc, "message", "") or str(exc)
+            if "permission" in text.lower():
+                self.resync = RESYNC_NOT_PERMITTED
+                self.resync_detail = text
+                logger.warning(
+                    "%s: CoreShowChannels refused (%s): the AMI user needs write=system or reporting; "
+                    "the board follows events only and misses calls that started before this login",
+                    self.name,
+                    text,
+                )
+            else:
+                self.resync = RESYNC_FAILED
+                self.resync_detail = text
+                logger.warning("%s: CoreShowChannels failed: %s", self.name, text)
+            self._publish_link()
+            return
+        except Exception as exc:  # noqa: BLE001 - timeout or the link dropped again
+            self.resync = RESYNC_FAILED
+            self.resync_detail = str(exc) or type(exc).__name__
+            logger.warning("%s: CoreShowChannels did not complete: %r", self.name, exc)
+            self._publish_link()
+            return
+        diffs = self.board.rebuild(items)
+        self.resync = RESYNC_DONE
+        self.resync_detail = ""
+        if diffs:
+            self._queue_group(BOARD_GROUP, {"type": "board.diff", "seq": self.board.seq, "diffs": diffs})
+        self._publish_link()
+
+    # --- channel layer side --------------------------------------------------------------------
+
+    def _queue_group(self, group, message):
+        self._outbox.put_nowait(("group", group, message))
+
+    def _queue_send(self, channel, message):
+        self._outbox.put_nowait(("send", channel, message))
+
+    async def send_to(self, channel, message):
+        self._queue_send(channel, message)
+
+    async def notify_user(self, user_id, message):
+        """Send `message` (a dict with its own "type") to every open dashboard of one user."""
+        self._queue_group(user_group(user_id), {"type": "user.message", "message": message})
+
+    async def _publish_loop(self):
+        while True:
+            kind, target, message = await self._outbox.get()
+            try:
+                if kind == "group":
+                    await self.layer.group_send(target, message)
+                else:
+                    await self.layer.send(target, message)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - a full or gone channel must not stop publishing
+                logger.warning("%s: could not deliver %s to %s", self.name, message.get("type"), target, exc_info=True)
+            finally:
+                self._outbox.task_done()
+
+    async def _receive_loop(self):
+        while True:
+            try:
+                message = await self.layer.receive(BRIDGE_CHANNEL)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - e.g. Redis away for a moment
+                logger.warning("%s: channel layer receive failed; retrying", self.name, exc_info=True)
+                await asyncio.sleep(1)
+                continue
+            try:
+                self._dispatch(message)
+            except Exception:  # noqa: BLE001 - never let one request stop the loop
+                logger.exception("%s: could not handle %r", self.name, message.get("type"))
+
+    def _dispatch(self, message):
+        kind = message.get("type")
+        reply_to = message.get("reply_to")
+        if kind == "bridge.snapshot":
+            if reply_to:
+                self._queue_send(reply_to, self.snapshot())
+            return
+        if kind == "bridge.command":
+            command = message.get("command")
+            if not isinstance(command, dict):
+                command = {}
+            request = CommandRequest(self, command, message.get("user_id"), reply_to, message.get("client"))
+            handler = self.handlers.get(request.type)
+            if handler is None:
+                self._queue_reply_error(reply_to, "unknown_command", f"Unknown command {request.type!r}.")
+                return
+            self._spawn(self._run_handler(handler, request), f"command {request.type}")
+            return
+        logger.warning("%s: unknown request type %r on %s", self.name, kind, BRIDGE_CHANNEL)
+
+    def _queue_reply_error(self, reply_to, code, text):
+        if reply_to:
+            self._queue_send(reply_to, {"type": "user.message", "message": error_message(code, text)})
+
+    async def _run_handler(self, handler, request):
+        try:
+            await handler(self, request)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # noqa: BLE001 - the handler's bug is reported, the bridge goes on
+            logger.exception("%s: %s handler failed for user %s", self.name, request.type, request.user_id)
+            self._queue_reply_error(request.reply_to, "internal", "The command failed on the server.")
+
+    def _spawn(self, coroutine, label):
+        task = asyncio.create_task(coroutine, name=f"{self.name}: {label}")
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task):
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("%s: background task %s failed", self.name, task.get_name(), exc_info=task.exception())

@@ -1,0 +1,79 @@
+"""Where the bridge runs: inside the ASGI server (embedded, one process) or in its own process
+(`manage.py ami_bridge`, shared by several daphne processes through Redis). Same bridge either way.
+"""
+
+import asyncio
+import logging
+
+from channels.layers import get_channel_layer
+from django.conf import settings
+
+logger = logging.getLogger(__name__)
+
+_embedded = None  # the bridge started inside this process's ASGI server, if any
+
+
+def build_bridge(layer=None, *, host=None, port=None, username=None, secret=None, name="pbx", command_modules=None):
+    """A Bridge wired to the configured PBX (keyword arguments override the settings, for tests;
+    `command_modules=()` leaves the command handlers out)."""
+    from supervision.ami.client import AMIClient
+    from supervision.board import Board
+    from supervision.bridge import Bridge
+
+    client = AMIClient(
+        host or settings.AMI_HOST,
+        port or settings.AMI_PORT,
+        username or settings.AMI_USERNAME,
+        secret if secret is not None else settings.AMI_SECRET,
+        auth=settings.AMI_AUTH,
+        action_timeout=settings.AMI_ACTION_TIMEOUT,
+        ping_interval=settings.AMI_PING_INTERVAL,
+        reconnect_max=settings.AMI_RECONNECT_MAX,
+        name=name,
+    )
+    bridge = Bridge(client, Board(), layer or get_channel_layer(), name=name)
+    bridge.install_command_modules(command_modules)
+    return bridge
+
+
+def embedded_bridge():
+    return _embedded
+
+
+def start_embedded_bridge():
+    """Start the bridge once, in the running event loop (the ASGI server's); later calls do nothing."""
+    global _embedded
+    if _embedded is not None:
+        return _embedded
+    _embedded = build_bridge()
+    task = asyncio.get_running_loop().create_task(_embedded.start(), name="embedded-bridge-start")
+    task.add_done_callback(_report_start_failure)
+    logger.info("AMI bridge started inside the web server (AMI_BRIDGE=embedded) for %s:%s", settings.AMI_HOST, settings.AMI_PORT)
+    return _embedded
+
+
+def _report_start_failure(task):
+    if not task.cancelled() and task.exception() is not None:
+        logger.error("the embedded AMI bridge did not start", exc_info=task.exception())
+
+
+class StartBridgeOnFirstCall:
+    """ASGI wrapper: daphne sends no lifespan events, so the embedded bridge starts on the first
+    HTTP or WebSocket call, inside the server's own event loop."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if _embedded is None and scope["type"] in ("http", "websocket"):
+            start_embedded_bridge()
+        return await self.app(scope, receive, send)
+
+
+async def run_forever(bridge):
+    """The `ami_bridge` process: start, then wait until cancelled (SIGINT/SIGTERM)."""
+    await bridge.start()
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await bridge.stop()

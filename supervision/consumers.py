@@ -1,0 +1,269 @@
+"""The browser's WebSocket: one authenticated dashboard.
+
+On connect it works out what its user may see, asks the bridge for a snapshot and then forwards
+board diffs, filtered here on the server: a phone outside the user's view never reaches the
+browser, not even as a diff. Diffs that arrive before the snapshot are buffered; those the snapshot
+already holds (seq <= snapshot seq) are dropped. Browser commands are checked for shape only and
+forwarded to the bridge, which checks rights and records them.
+"""
+
+import asyncio
+import json
+import logging
+
+from channels.db import database_sync_to_async
+from channels.exceptions import ChannelFull
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+from django.utils import translation
+from django.utils.translation.trans_real import parse_accept_lang_header
+from django.utils.translation import gettext as _
+
+from supervision import audience
+from supervision.bridge import BOARD_GROUP, BRIDGE_CHANNEL, user_group
+
+logger = logging.getLogger(__name__)
+
+MAX_FRAME = 4096  # characters; a command is a few dozen
+HEARTBEAT_SECONDS = 15
+ROSTER_REFRESH_SECONDS = 30
+SNAPSHOT_WAIT_SECONDS = 3
+MODES = ("listen", "whisper", "barge")
+
+# Browser command shapes: field -> (type, required). Anything else in the frame is refused.
+ID, MODE, TEXT = "id", "mode", "text"
+COMMAND_SHAPES = {
+    "spy": {"target": (ID, True), "mode": (MODE, True)},
+    "spy.stop": {"session": (ID, True)},
+    "spy.switch": {"session": (ID, True), "mode": (MODE, True)},
+    "pickup": {"target": (ID, True)},
+    "dial": {"number": (TEXT, True), "from": (ID, False)},
+    "playback": {"recording": (TEXT, True), "from": (ID, False)},
+}
+MAX_TEXT = 80
+
+
+class ShapeError(ValueError):
+    def __init__(self, code, message):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def check_command(command):
+    """Raise ShapeError unless `command` is one of COMMAND_SHAPES with the right field types."""
+    shape = COMMAND_SHAPES[command["type"]]
+    extra = set(command) - set(shape) - {"type"}
+    if extra:
+        raise ShapeError("bad_field", _("Unexpected field(s): %(fields)s.") % {"fields": ", ".join(sorted(extra))[:200]})
+    for name, (kind, required) in shape.items():
+        if name not in command:
+            if required:
+                raise ShapeError("missing_field", _("Field %(field)s is missing.") % {"field": name})
+            continue
+        value = command[name]
+        if kind == ID:
+            ok = isinstance(value, int) and not isinstance(value, bool) and 0 < value < 2**63
+        elif kind == MODE:
+            ok = value in MODES
+        else:
+            ok = isinstance(value, str) and 0 < len(value) <= MAX_TEXT
+        if not ok:
+            raise ShapeError("bad_field", _("Field %(field)s has a wrong value.") % {"field": name})
+
+
+class DashboardConsumer(AsyncWebsocketConsumer):
+    groups = []  # joined by hand once the user is known
+
+    async def connect(self):
+        self.user = self.scope.get("user")
+        if self.user is None or not self.user.is_authenticated or not self.user.is_active:
+            await self.close(code=4401)  # before accept: the handshake is refused
+            return
+        self.language = self._language()
+        self.view = await database_sync_to_async(audience.build_view)(self.user)
+        self.snapshot_seq = None  # None while waiting for the bridge's snapshot
+        self.last_seq = None
+        self.pending_diffs = []
+        self.link = None
+        self.user_group = user_group(self.user.pk)
+        await self.channel_layer.group_add(BOARD_GROUP, self.channel_name)
+        await self.channel_layer.group_add(self.user_group, self.channel_name)
+        await self.accept()
+        self.snapshot_wait = None
+        self.timers = [
+            asyncio.create_task(self._heartbeat()),
+            asyncio.create_task(self._refresh_roster()),
+        ]
+        await self.request_snapshot()
+
+    def _language(self):
+        """The language the page was served in: the switcher's cookie, else the browser's choice."""
+        candidates = []
+        cookie = self.scope.get("cookies", {}).get(settings.LANGUAGE_COOKIE_NAME)
+        if cookie:
+            candidates.append(cookie)
+        header = dict(self.scope.get("headers", [])).get(b"accept-language", b"").decode("latin-1")
+        candidates += [code for code, _quality in parse_accept_lang_header(header[:500])]
+        for code in candidates:
+            try:
+                return translation.get_supported_language_variant(code)
+            except LookupError:
+                continue
+        return settings.LANGUAGE_CODE
+
+    async def disconnect(self, code):
+        for task in [*getattr(self, "timers", []), getattr(self, "snapshot_wait", None)]:
+            if task is not None:
+                task.cancel()
+        if hasattr(self, "user_group"):
+            await self.channel_layer.group_discard(BOARD_GROUP, self.channel_name)
+            await self.channel_layer.group_discard(self.user_group, self.channel_name)
+
+    # --- snapshot and diffs ----------------------------------------------------------------------
+
+    async def request_snapshot(self):
+        self.snapshot_seq = None
+        self.pending_diffs = []
+        try:
+            await self.channel_layer.send(BRIDGE_CHANNEL, {"type": "bridge.snapshot", "reply_to": self.channel_name})
+        except ChannelFull:
+            logger.warning("the bridge does not take requests (is it running?)")
+        if self.snapshot_wait is not None:
+            self.snapshot_wait.cancel()
+        self.snapshot_wait = asyncio.create_task(self._snapshot_watchdog())
+
+    async def _snapshot_watchdog(self):
+        """No bridge answers (AMI_BRIDGE=off, the external bridge is down): say so, keep asking."""
+        while self.snapshot_seq is None:
+            await asyncio.sleep(SNAPSHOT_WAIT_SECONDS)
+            if self.snapshot_seq is not None:
+                return
+            await self.send_json({"type": "link", "link": {"state": "no_bridge", "since": None, "detail": ""}})
+            try:
+                await self.channel_layer.send(BRIDGE_CHANNEL, {"type": "bridge.snapshot", "reply_to": self.channel_name})
+            except ChannelFull:
+                pass
+
+    async def board_snapshot(self, event):
+        if self.snapshot_seq is not None:
+            return  # a late answer to an earlier request: the first one already counted
+        seq = event["seq"]
+        self.snapshot_seq = self.last_seq = seq
+        self.link = event.get("link")
+        await self.send_json(
+            {
+                "type": "snapshot",
+                **self.view.as_dict(),
+                "channels": audience.filter_channels(event.get("channels", []), self.view.devices),
+                "link": self.link,
+                "seq": seq,
+                "now": event.get("now"),
+            }
+        )
+        pending, self.pending_diffs = self.pending_diffs, []
+        for diff_event in pending:
+            await self.board_diff(diff_event)
+
+    async def board_diff(self, event):
+        if self.snapshot_seq is None:
+            self.pending_diffs.append(event)
+            return
+        seq = event["seq"]
+        if seq <= self.last_seq:
+            return  # the snapshot (or an earlier diff) already holds it
+        if seq != self.last_seq + 1:
+            # A diff went missing (a full channel dropped it): start again from a fresh snapshot.
+            logger.info("dashboard of user %s missed diffs %s..%s; resyncing", self.user.pk, self.last_seq + 1, seq - 1)
+            await self.request_snapshot()
+            return
+        self.last_seq = seq
+        diffs = audience.filter_diffs(event["diffs"], self.view.devices)
+        if diffs:
+            await self.send_json({"type": "diff", "seq": seq, "diffs": diffs})
+
+    async def board_link(self, event):
+        self.link = event["link"]
+        if self.snapshot_seq is not None:
+            await self.send_json({"type": "link", "link": self.link})
+
+    async def user_message(self, event):
+        await self.send_json(event["message"])
+
+    async def roster_changed(self, _event=None):
+        await self.refresh_view()
+
+    async def refresh_view(self):
+        view = await database_sync_to_async(audience.build_view)(self.user)
+        if view != self.view:
+            self.view = view
+            await self.request_snapshot()
+
+    # --- timers ----------------------------------------------------------------------------------
+
+    async def _heartbeat(self):
+        while True:
+            await asyncio.sleep(HEARTBEAT_SECONDS)
+            await self.send_json({"type": "heartbeat"})
+
+    async def _refresh_roster(self):
+        while True:
+            await asyncio.sleep(ROSTER_REFRESH_SECONDS)
+            try:
+                await self.refresh_view()
+            except Exception:  # noqa: BLE001 - keep the dashboard up; try again next time
+                logger.exception("could not refresh the roster view of user %s", self.user.pk)
+
+    # --- browser -> server -----------------------------------------------------------------------
+
+    async def receive(self, text_data=None, bytes_data=None):
+        with translation.override(self.language):
+            await self._receive(text_data, bytes_data)
+
+    async def _receive(self, text_data, bytes_data):
+        if text_data is None:
+            return await self.send_error("bad_frame", _("Only JSON text frames are accepted."))
+        if len(text_data) > MAX_FRAME:
+            return await self.send_error("too_big", _("The message is too long."))
+        try:
+            message = json.loads(text_data)
+        except ValueError:
+            return await self.send_error("bad_json", _("The message is not valid JSON."))
+        if not isinstance(message, dict) or not isinstance(message.get("type"), str):
+            return await self.send_error("bad_message", _("A message is a JSON object with a \"type\"."))
+        kind = message["type"]
+        if kind == "ping":
+            return await self.send_json({"type": "pong"})
+        if kind == "resync":
+            return await self.refresh_view_and_snapshot()
+        if kind not in COMMAND_SHAPES:
+            return await self.send_error("unknown_type", _("Unknown message type."))
+        try:
+            check_command(message)
+        except ShapeError as exc:
+            return await self.send_error(exc.code, exc.message)
+        client = self.scope.get("client") or [None]
+        try:
+            await self.channel_layer.send(
+                BRIDGE_CHANNEL,
+                {
+                    "type": "bridge.command",
+                    "command": message,
+                    "user_id": self.user.pk,
+                    "reply_to": self.channel_name,
+                    "client": client[0],
+                    "language": self.language,
+                },
+            )
+        except ChannelFull:
+            await self.send_error("busy", _("The server is busy; try again in a moment."))
+
+    async def refresh_view_and_snapshot(self):
+        self.view = await database_sync_to_async(audience.build_view)(self.user)
+        await self.request_snapshot()
+
+    async def send_error(self, code, message):
+        await self.send_json({"type": "error", "code": code, "message": message})
+
+    async def send_json(self, content):
+        await self.send(text_data=json.dumps(content, separators=(",", ":")))

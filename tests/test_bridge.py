@@ -1,0 +1,202 @@
+"""The bridge over real TCP to the simulated PBX: board diffs to the group, snapshots, link state,
+the resync after a reconnect, and the command plug-in interface."""
+
+import asyncio
+import textwrap
+
+import pytest
+
+from supervision import bridge as bridge_module
+from supervision.board import apply_diffs
+from supervision.bridge import BOARD_GROUP, BRIDGE_CHANNEL, Bridge, user_group
+from supervision.bridge_host import build_bridge
+from tests.live_stack import channel_layer, live_bridge, wait_for  # noqa: F401
+
+pytestmark = pytest.mark.timeout(30)
+
+
+async def listen(layer, *groups):
+    channel = await layer.new_channel()
+    for group in groups:
+        await layer.group_add(group, channel)
+    return channel
+
+
+async def next_message(layer, channel, kind, timeout=5.0):
+    async with asyncio.timeout(timeout):
+        while True:
+            message = await layer.receive(channel)
+            if message["type"] == kind:
+                return message
+
+
+async def ask_snapshot(layer, channel):
+    await layer.send(BRIDGE_CHANNEL, {"type": "bridge.snapshot", "reply_to": channel})
+    return await next_message(layer, channel, "board.snapshot")
+
+
+async def test_snapshot_plus_diffs_equals_a_fresh_snapshot(live_bridge):
+    layer = live_bridge.layer
+    watcher = await listen(layer, BOARD_GROUP)
+    first = await ask_snapshot(layer, watcher)
+    assert first["channels"] == []
+    assert first["link"]["state"] == "up"
+
+    name = await live_bridge.pbx.inbound_call("SIP/101", caller_num="5550001", caller_name="Customer One")
+    channels, seq = first["channels"], first["seq"]
+    while not any(c["name"] == name and c["state"] == "up" for c in channels):
+        diff = await next_message(layer, watcher, "board.diff")
+        assert diff["seq"] == seq + 1  # one message per board change, in order
+        seq = diff["seq"]
+        channels = apply_diffs(channels, diff["diffs"])
+
+    # Everything queued before the snapshot reaches this channel before it (one outbound queue).
+    await layer.send(BRIDGE_CHANNEL, {"type": "bridge.snapshot", "reply_to": watcher})
+    while (message := await layer.receive(watcher))["type"] != "board.snapshot":
+        if message["type"] == "board.diff":
+            assert message["seq"] == seq + 1
+            seq = message["seq"]
+            channels = apply_diffs(channels, message["diffs"])
+    fresh = message
+    assert fresh["seq"] == seq
+    assert sorted(fresh["channels"], key=lambda c: c["name"]) == sorted(channels, key=lambda c: c["name"])
+    assert any(c["connected_num"] == "5550001" for c in channels if c["device"] == "SIP/101")
+
+
+async def test_link_goes_down_when_the_pbx_stops_and_up_with_the_board_rebuilt(live_bridge):
+    layer = live_bridge.layer
+    watcher = await listen(layer, BOARD_GROUP)
+    await live_bridge.pbx.stop()
+    down = await next_message(layer, watcher, "board.link")
+    while down["link"]["state"] not in ("down", "connecting"):
+        down = await next_message(layer, watcher, "board.link")
+    assert down["link"]["since"] is not None
+
+    pbx = await live_bridge.restart_pbx()
+    await pbx.inbound_call("SIP/102")  # a call that started while the dashboard was away
+    async with asyncio.timeout(15):
+        while True:
+            link = (await next_message(layer, watcher, "board.link", timeout=15))["link"]
+            if link["state"] == "up":
+                break
+    assert link["resync"] == "done"
+    snapshot = await ask_snapshot(layer, watcher)
+    assert [c["device"] for c in snapshot["channels"]].count("SIP/102") >= 1
+
+
+async def test_coreshowchannels_refused_is_said_and_events_still_flow(channel_layer):
+    from supervision.ami.fakepbx import FakePBX
+
+    pbx = FakePBX(port=0, users={"dashboard": {"secret": "dashboard-demo", "read": "call", "write": "originate"}})
+    await pbx.start()
+    bridge = build_bridge(channel_layer, port=pbx.port, command_modules=())
+    watcher = await listen(channel_layer, BOARD_GROUP)
+    await bridge.start()
+    try:
+        await bridge.client.wait_until("up", timeout=5)
+        snapshot = await ask_snapshot(channel_layer, watcher)
+        assert snapshot["link"]["resync"] == "not_permitted"
+        assert "denied" in snapshot["link"]["resync_detail"].lower()
+        await pbx.inbound_call("SIP/103")
+        devices = set()
+        while "SIP/103" not in devices:
+            diff = await next_message(channel_layer, watcher, "board.diff")
+            devices |= {d["channel"]["device"] for d in diff["diffs"] if d["op"] == "upsert"}
+    finally:
+        await bridge.stop()
+        await pbx.stop()
+
+
+async def test_a_registered_handler_gets_the_command_and_replies(live_bridge):
+    layer, bridge = live_bridge.layer, live_bridge.bridge
+    seen = []
+
+    async def handle_spy(bridge_, request):
+        seen.append((bridge_, request.command, request.user_id, request.client))
+        await request.reply({"type": "spy.status", "session": 1, "target": request.command["target"], "state": "queued", "text": "ok"})
+
+    bridge.register("spy", handle_spy)
+    browser = await layer.new_channel()
+    command = {"type": "spy", "target": 7, "mode": "listen"}
+    await layer.send(BRIDGE_CHANNEL, {"type": "bridge.command", "command": command, "user_id": 3, "reply_to": browser, "client": "10.0.0.5"})
+    reply = await next_message(layer, browser, "user.message")
+    assert reply["message"]["type"] == "spy.status"
+    assert seen == [(bridge, command, 3, "10.0.0.5")]
+
+
+async def test_unknown_commands_and_failing_handlers_get_an_error_and_the_bridge_goes_on(live_bridge):
+    layer, bridge = live_bridge.layer, live_bridge.bridge
+
+    async def broken(_bridge, _request):
+        raise RuntimeError("bug in a handler")
+
+    bridge.register("pickup", broken)
+    browser = await layer.new_channel()
+    await layer.send(BRIDGE_CHANNEL, {"type": "bridge.command", "command": {"type": "nosuch"}, "user_id": 1, "reply_to": browser})
+    unknown = await next_message(layer, browser, "user.message")
+    assert unknown["message"]["code"] == "unknown_command"
+    await layer.send(BRIDGE_CHANNEL, {"type": "bridge.command", "command": {"type": "pickup", "target": 1}, "user_id": 1, "reply_to": browser})
+    failed = await next_message(layer, browser, "user.message")
+    assert failed["message"] == {"type": "error", "code": "internal", "message": "The command failed on the server."}
+    await layer.send(BRIDGE_CHANNEL, {"type": "bridge.command", "command": "not a dict", "user_id": 1, "reply_to": browser})
+    assert (await next_message(layer, browser, "user.message"))["message"]["code"] == "unknown_command"
+    await layer.send(BRIDGE_CHANNEL, {"type": "no.such.request"})
+    assert (await ask_snapshot(layer, browser))["link"]["state"] == "up"
+
+
+async def test_event_listeners_see_events_after_the_board_and_their_errors_are_contained(live_bridge):
+    bridge = live_bridge.bridge
+    seen = []
+
+    def broken(_msg):
+        raise ValueError("listener bug")
+
+    async def watching(msg):
+        if msg.event == "Newchannel":
+            seen.append(bridge.board.channel(msg["Channel"]) is not None)
+
+    bridge.add_event_listener(broken)
+    bridge.add_event_listener(watching)
+    await live_bridge.pbx.inbound_call("SIP/104")
+    await wait_for(lambda: seen)
+    assert seen[0] is True
+
+
+async def test_notify_user_reaches_that_users_group_only(live_bridge):
+    layer, bridge = live_bridge.layer, live_bridge.bridge
+    anna = await listen(layer, user_group(5))
+    igor = await listen(layer, user_group(6))
+    await bridge.notify_user(5, {"type": "monitored", "by": "Anna", "mode": "listen", "active": True})
+    message = await next_message(layer, anna, "user.message")
+    assert message["message"]["by"] == "Anna"
+    await bridge.drain()
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(layer.receive(igor), 0.2)
+
+
+def test_command_modules_missing_are_skipped_but_their_own_import_errors_are_not(tmp_path, monkeypatch):
+    (tmp_path / "commands_with_bug.py").write_text("import no_such_dependency_for_this_test\n")
+    (tmp_path / "commands_ok.py").write_text(
+        textwrap.dedent(
+            """
+            async def handle(bridge, request):
+                pass
+
+            def install(bridge):
+                bridge.register("playback", handle)
+            """
+        )
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+
+    class QuietClient:
+        def on_event(self, _cb): ...
+        def on_link(self, _cb): ...
+        def on_login(self, _cb): ...
+
+    bridge = Bridge(QuietClient(), board=None, layer=None)
+    bridge.install_command_modules(["supervision.no_such_commands", "commands_ok"])
+    assert set(bridge.handlers) == {"playback"}
+    with pytest.raises(ModuleNotFoundError):
+        bridge.install_command_modules(["commands_with_bug"])
+    assert bridge_module.COMMAND_MODULES  # the product's list is there for others to extend
