@@ -586,3 +586,138 @@ def test_thread_wrapper_reports_a_busy_port():
     with FakePBXThread(port=0) as first:
         with pytest.raises(OSError):
             FakePBXThread(port=first.port, host="127.0.0.1").start()
+
+
+# --- fidelity: replay the real client scripts, compare with what Asterisk 20 sent ---------------
+# Compared: the message kinds (Event name or Response value) and their ordered key lists. Not
+# compared: ids, times, values. Events the simulator does not produce are left out on both sides:
+IGNORED_EVENTS = {
+    "Cdr", "VarSet", "Newexten", "DeviceStateChange", "RTCPSent", "RTCPReceived",  # media, CDR, dialplan steps
+    "SuccessfulAuth", "RequestBadFormat", "RequestNotAllowed", "InvalidPassword", "InvalidAccountID",  # security
+}
+CAPTURE_USERS = {"admin": "adminsecret", "1cami": {"secret": "PASSWORD1cami", "read": "call", "write": "originate"}}
+
+
+def shapes(messages):
+    return [
+        (m.event or f"Response: {m.response}", tuple(k for k, _ in m.pairs))
+        for m in messages
+        if m.event not in IGNORED_EVENTS
+    ]
+
+
+def segments(messages):
+    """Split at each action reply; inside a segment the order is timing (it varies between runs of
+    the real Asterisk too), so each segment is compared as a sorted list."""
+    out, current = [], []
+    for item in shapes(messages):
+        if item[0].startswith("Response: "):
+            out.append(sorted(current))
+            current = [item]
+        else:
+            current.append(item)
+    out.append(sorted(current))
+    return out
+
+
+def is_reply(message, action_id):
+    return message.event is None and message.response is not None and message.action_id == action_id
+
+
+def originate_response_before_next_reply(capture, action_id):
+    replied = False
+    for message in capture:
+        if is_reply(message, action_id):
+            replied = True
+        elif replied and message.event == "OriginateResponse" and message.action_id == action_id:
+            return True
+        elif replied and message.event is None:
+            return False
+    return False
+
+
+async def replay(name, *, sip_ring=0.05):
+    """Send the capture's `.sent.txt` actions to a fresh simulator, rewriting channel names and
+    uniqueids the script learned from earlier OriginateResponses; return (capture, ours)."""
+    from tests.captures import capture_messages, sent_messages
+
+    pbx = FakePBX(port=0, users=CAPTURE_USERS, **FAKEPBX_FAST)
+    sip = "-sip-" in name
+    for device in ("SIP/104", "SIP/105", "SIP/107", "SIP/1050"):
+        # The capture lab's headsets: SIP ones answer at once with a Call-Info header, else after
+        # ringing; `Local/<ext>@phones` answers at once (its dialplan does Answer()).
+        pbx.set_phone(device, "autoanswer", ring_seconds=sip_ring if sip else 0)
+    pbx.set_phone("SIP/106", "autoanswer", ring_seconds=30)
+    pbx.set_phone("SIP/998", "unreachable")  # nothing listens there: no reply until the Timeout
+    await pbx.start()
+    try:
+        _, capture = capture_messages(name)
+        learned = {m.action_id: (m["Channel"], m["Uniqueid"]) for m in capture if m.event == "OriginateResponse"}
+        conn = await Raw.connect(pbx)
+        ours = {}
+        for action in sent_messages(name):
+            pairs = []
+            for key, value in action.pairs:
+                for action_id, (channel, uniqueid) in learned.items():
+                    if action_id in ours:
+                        value = value.replace(channel, ours[action_id][0])
+                        if uniqueid != "<unknown>":
+                            value = value.replace(uniqueid, ours[action_id][1])
+                if key == "Timeout":
+                    value = str(int(value) // 20)  # the same outcome, twenty times sooner
+                pairs.append((key, value))
+            from supervision.ami.protocol import encode
+
+            conn.send_bytes(encode(pairs))
+            action_id = action.action_id
+            if action.get("Action") == "Logoff":
+                await conn.until_eof()
+                break
+            reply = await conn.wait_for(lambda m, a=action_id: is_reply(m, a))
+            if (action.get("Action") == "Originate" and reply.response == "Success"
+                    and originate_response_before_next_reply(capture, action_id)):
+                done = await conn.event("OriginateResponse", ActionID=action_id)
+                ours[action_id] = (done["Channel"], done["Uniqueid"])
+            await asyncio.sleep(0.1)  # let ChanSpy attach, as the real scripts paused
+        return capture, conn.messages
+    finally:
+        await pbx.stop()
+
+
+@pytest.mark.parametrize("name", ["asterisk20-chanspy-listen", "asterisk20-sip-chanspy-listen",
+                                  "asterisk20-sip-ringing-pickupchan"])
+async def test_fidelity_exact_sequence(name):
+    capture, ours = await replay(name)
+    assert shapes(ours) == shapes(capture)
+
+
+@pytest.mark.parametrize("name", [
+    "asterisk20-chanspy-barge", "asterisk20-chanspy-whisper", "asterisk20-chanspy-exact-name",
+    "asterisk20-chanspy-uniqueid-u-option", "asterisk20-chanspy-prefix-both-live", "asterisk20-coreshowchannels",
+    "asterisk20-sip-chanspy-barge", "asterisk20-sip-chanspy-whisper", "asterisk20-banner-login-ping",
+])
+async def test_fidelity_same_messages_per_action(name):
+    capture, ours = await replay(name)
+    assert segments(ours) == segments(capture)
+
+
+async def test_fidelity_restricted_user_until_the_lab_teardown():
+    # After ChanSpyStart the lab hung everything up from the CLI (Cause 32), which no script sent.
+    capture, ours = await replay("asterisk20-restricted-1cami")
+    cut = next(i for i, m in enumerate(capture) if m.event == "ChanSpyStart") + 1
+    assert segments(ours)[:-1] == segments(capture[:cut])
+    assert shapes(ours)[-1] == shapes(capture)[-1]  # Goodbye
+
+
+async def test_fidelity_originate_failure_reasons():
+    capture, ours = await replay("asterisk20-originate-failures")
+
+    def outcomes(messages):
+        return [
+            (m.action_id, m.event or "reply", m.response, m.get("Reason"), m.get("Message"),
+             tuple(k for k, _ in m.pairs) if m.event else None)
+            for m in messages
+            if m.event == "OriginateResponse" or (m.event is None and m.response)
+        ]
+
+    assert outcomes(ours) == outcomes(capture)

@@ -183,6 +183,8 @@ class Switch:
             bridge.channels.remove(channel)
             self.emit(*calls.bridge_event("BridgeLeave", bridge, channel))
             channel.bridge = None
+            if not bridge.channels:
+                self.emit(*calls.bridge_event("BridgeDestroy", bridge))
         if twin is not None and requests:
             self.emit(*calls.channel_event("HangupRequest", twin, ("Cause", str(cause))))
         self.emit(*calls.hangup_event(channel, cause))
@@ -197,8 +199,6 @@ class Switch:
         if bridge is not None:
             for peer in list(bridge.channels):
                 self.hangup(peer, cause)
-            if not bridge.channels:
-                self.emit(*calls.bridge_event("BridgeDestroy", bridge))
         if twin is not None:
             if requests:
                 self.emit(*calls.channel_event("SoftHangupRequest", twin, ("Cause", "16")))
@@ -242,6 +242,8 @@ class Switch:
         if behaviour in ("busy", "congestion"):
             return behaviour, None
         if behaviour == "autoanswer" and wants_autoanswer(req.variables):
+            return "answer", None
+        if behaviour in ("answer", "autoanswer") and phone.ring_seconds <= 0:
             return "answer", None
         if behaviour == "unreachable":
             await asyncio.sleep(req.timeout)
@@ -334,8 +336,12 @@ class Switch:
         """The ringing leg was taken by PickupChan: the call lives on in the picker's channel."""
         picker.application, picker.app_data = req.application or "Wait", req.data
         # Asterisk reports the originate as answered (by the picker) before the ringing leg goes.
-        asyncio.get_running_loop().call_soon(self.hangup, ringing, 26)
+        asyncio.get_running_loop().call_soon(self._finish_pickup, ringing, picker)
         return True, 4, picker
+
+    def _finish_pickup(self, ringing, picker):
+        self.emit(*calls.dial_event("DialEnd", None, picker, ("DialStatus", "ANSWER")))
+        self.hangup(ringing, 26)
 
     def pickup_target(self, data):
         """The ringing channel a PickupChan with this Data would take, or None."""
@@ -414,10 +420,14 @@ class Switch:
 
     def _spy_candidates(self, spy, spec, uniqueid_mode):
         skip = {spy, spy.local_twin}
-        return [
+        found = [
             c for c in self.channels.values()
             if c not in skip and c.alive and c.state == 6 and calls.chanspy_matches(c, spec, uniqueid_mode)
         ]
+        # Asterisk walks its channel hash in no documented order; the captures show the exact
+        # extension (`Local/105@`) taken before a longer one (`Local/1050@`), so that goes first.
+        found.sort(key=lambda c: c.name[len(spec):len(spec) + 1].isdigit())
+        return found
 
     async def _app_chanspy(self, spy, data):
         spec, _, option_text = data.partition(",")
