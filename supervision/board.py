@@ -21,8 +21,9 @@ Decisions (the captures show Asterisk 20 sends no timestamp on Newstate):
   `OriginateResponse` (`Application`, `Data`), so the bridge must pass those events to `apply`.
   `ApplicationData` is kept outside the channel dict; it gives a ChanSpy channel's `spy_mode`
   (option B: barge, w/W: whisper, else listen) and, in a rebuild, its target.
-- Diffs, snapshots and lookups hand out copies: nothing a consumer does to them reaches the board,
-  and nothing the board does later changes what was already sent.
+- Diffs, snapshots and lookups hand out copies: nothing the board does later changes what was
+  already sent. Diffs are shallow copies (the board replaces its `peers`/`spied_by` lists, never
+  mutates them): treat them as read-only. Snapshots and lookups copy the lists too.
 """
 
 import re
@@ -55,9 +56,12 @@ def device_of(name):
 
 def created_at_of(uniqueid):
     """Epoch seconds from a Uniqueid (`[systemname-]1795687491.12`), None if it has none."""
-    head = uniqueid.rpartition(".")[0].rpartition("-")[2]
     try:
-        return float(head)
+        return float(uniqueid.partition(".")[0])
+    except ValueError:
+        pass  # a `systemname-` prefix (asterisk.conf) or no uniqueid at all
+    try:
+        return float(uniqueid.rpartition(".")[0].rpartition("-")[2])
     except ValueError:
         return None
 
@@ -102,7 +106,9 @@ def _copy(channel):
 
 
 def _upsert(channel):
-    return {"op": "upsert", "channel": _copy(channel)}
+    # The hot path: a shallow copy. The board never mutates a list it handed out (it replaces
+    # peers/spied_by), and receivers treat diffs as read-only, so the lists can be shared.
+    return {"op": "upsert", "channel": dict(channel)}
 
 
 def _new_channel(name, uniqueid, linkedid, state, caller_num, caller_name, connected_num, connected_name):
@@ -190,21 +196,21 @@ class Board:
 
     def _update(self, msg, create):
         """Bring a channel up to date with the snapshot fields of its event.
-        Returns (channel or None, changed)."""
-        get = msg.get
+        Returns (channel or None, changed). Unrolled: this runs for most events the board uses."""
+        get = msg.fields.get
         name = get("Channel")
         channel = self._channels.get(name)
         state_code = get("ChannelState")
-        state = STATES.get(state_code, "unknown") if state_code is not None else None
         if channel is None:
             if not create or not name:
                 return None, False
             uniqueid = get("Uniqueid") or ""
+            state = STATES.get(state_code, "unknown")
             channel = _new_channel(
                 name,
                 uniqueid,
                 get("Linkedid") or uniqueid,
-                state or "unknown",
+                state,
                 _clean(get("CallerIDNum")),
                 _clean(get("CallerIDName")),
                 _clean(get("ConnectedLineNum")),
@@ -215,24 +221,45 @@ class Board:
             self._channels[name] = channel
             return channel, True
         changed = False
-        if state is not None and state != channel["state"]:
-            channel["state"] = state
-            if state == "up" and channel["answered_at"] is None:
-                channel["answered_at"] = self._now()
+        if state_code is not None:
+            state = STATES.get(state_code, "unknown")
+            if state != channel["state"]:
+                channel["state"] = state
+                if state == "up" and channel["answered_at"] is None:
+                    channel["answered_at"] = self._now()
+                changed = True
+        value = get("CallerIDNum")
+        if value is not None:
+            if value == UNKNOWN:
+                value = ""
+            if value != channel["caller_num"]:
+                channel["caller_num"] = value
+                changed = True
+        value = get("CallerIDName")
+        if value is not None:
+            if value == UNKNOWN:
+                value = ""
+            if value != channel["caller_name"]:
+                channel["caller_name"] = value
+                changed = True
+        value = get("ConnectedLineNum")
+        if value is not None:
+            if value == UNKNOWN:
+                value = ""
+            if value != channel["connected_num"]:
+                channel["connected_num"] = value
+                changed = True
+        value = get("ConnectedLineName")
+        if value is not None:
+            if value == UNKNOWN:
+                value = ""
+            if value != channel["connected_name"]:
+                channel["connected_name"] = value
+                changed = True
+        value = get("Linkedid")
+        if value is not None and value != channel["linkedid"]:
+            channel["linkedid"] = value
             changed = True
-        for field, key in (
-            ("caller_num", "CallerIDNum"),
-            ("caller_name", "CallerIDName"),
-            ("connected_num", "ConnectedLineNum"),
-            ("connected_name", "ConnectedLineName"),
-            ("linkedid", "Linkedid"),
-        ):
-            value = get(key)
-            if value is not None:
-                value = _clean(value)
-                if value != channel[field]:
-                    channel[field] = value
-                    changed = True
         return channel, changed
 
     def _on_channel(self, msg):
@@ -240,7 +267,10 @@ class Board:
         return [_upsert(channel)] if changed else []
 
     def _set_application(self, channel, application, data):
-        self._app_data[channel["name"]] = data
+        name = channel["name"]
+        if application == channel["application"] and data == self._app_data.get(name):
+            return False
+        self._app_data[name] = data
         mode = spy_mode_of(application, data)
         if application == channel["application"] and mode == channel["spy_mode"]:
             return False
@@ -249,24 +279,30 @@ class Board:
         return True
 
     def _on_newexten(self, msg):
-        channel, changed = self._update(msg, True)
+        # The most frequent channel event: it only moves the dialplan on, so only the
+        # application is read (NewCallerid/Newstate announce the rest), unless the channel is new.
+        get = msg.fields.get
+        channel = self._channels.get(get("Channel"))
+        changed = False
         if channel is None:
-            return []
-        if self._set_application(channel, msg.get("Application") or "", msg.get("AppData") or ""):
+            channel, changed = self._update(msg, True)
+            if channel is None:
+                return []
+        if self._set_application(channel, get("Application") or "", get("AppData") or ""):
             changed = True
         return [_upsert(channel)] if changed else []
 
     def _on_originate_response(self, msg):
-        channel = self._channels.get(msg.get("Channel"))
-        application = msg.get("Application")
-        if channel is None or application is None or msg.get("Response") != "Success":
+        channel = self._channels.get(msg.fields.get("Channel"))
+        application = msg.fields.get("Application")
+        if channel is None or application is None or msg.fields.get("Response") != "Success":
             return []
-        if self._set_application(channel, application, msg.get("Data") or ""):
+        if self._set_application(channel, application, msg.fields.get("Data") or ""):
             return [_upsert(channel)]
         return []
 
     def _on_rename(self, msg):
-        old_name, new_name = msg.get("Channel"), msg.get("Newname")
+        old_name, new_name = msg.fields.get("Channel"), msg.fields.get("Newname")
         channel = self._channels.get(old_name)
         if channel is None or not new_name or new_name == old_name or new_name in self._channels:
             return []
@@ -323,12 +359,12 @@ class Board:
             touched[channel["name"]] = channel
 
     def _on_bridge_create(self, msg):
-        self._bridges.setdefault(msg.get("BridgeUniqueid"), set())
+        self._bridges.setdefault(msg.fields.get("BridgeUniqueid"), set())
         return []
 
     def _on_bridge_enter(self, msg):
         channel, changed = self._update(msg, True)
-        bridge_id = msg.get("BridgeUniqueid")
+        bridge_id = msg.fields.get("BridgeUniqueid")
         if channel is None or not bridge_id:
             return [_upsert(channel)] if changed else []
         touched = {channel["name"]: channel} if changed else {}
@@ -343,21 +379,21 @@ class Board:
         return [_upsert(c) for c in touched.values()]
 
     def _on_bridge_leave(self, msg):
-        bridge_id = msg.get("BridgeUniqueid")
+        bridge_id = msg.fields.get("BridgeUniqueid")
         channel, changed = self._update(msg, False)
         touched = {channel["name"]: channel} if changed else {}
         if channel is not None and channel["bridge_id"] == bridge_id:
             self._leave_bridge(channel, touched)
         else:
             members = self._bridges.get(bridge_id)
-            if members is not None and msg.get("Channel") in members:
-                members.discard(msg.get("Channel"))
+            if members is not None and msg.fields.get("Channel") in members:
+                members.discard(msg.fields.get("Channel"))
                 self._set_peers(members, touched)
         return [_upsert(c) for c in touched.values()]
 
     def _on_bridge_destroy(self, msg):
         touched = {}
-        for member in self._bridges.pop(msg.get("BridgeUniqueid"), ()):
+        for member in self._bridges.pop(msg.fields.get("BridgeUniqueid"), ()):
             channel = self._channels.get(member)
             if channel is not None and (channel["bridge_id"] is not None or channel["peers"]):
                 channel["bridge_id"] = None
@@ -377,8 +413,8 @@ class Board:
             touched[spyer["name"]] = spyer
 
     def _on_chanspy_start(self, msg):
-        spyer = self._channels.get(msg.get("SpyerChannel"))
-        spyee = self._channels.get(msg.get("SpyeeChannel"))
+        spyer = self._channels.get(msg.fields.get("SpyerChannel"))
+        spyee = self._channels.get(msg.fields.get("SpyeeChannel"))
         if spyer is None or spyee is None or spyer is spyee:
             return []
         touched = {}
@@ -393,10 +429,10 @@ class Board:
         return [_upsert(c) for c in touched.values()]
 
     def _on_chanspy_stop(self, msg):
-        spyer = self._channels.get(msg.get("SpyerChannel"))
+        spyer = self._channels.get(msg.fields.get("SpyerChannel"))
         if spyer is None:
             return []
-        spyee_name = msg.get("SpyeeChannel")
+        spyee_name = msg.fields.get("SpyeeChannel")
         if spyee_name is not None and spyer["spying_on"] not in (spyee_name, None):
             return []  # a stale stop for a spyee it already left
         touched = {}
@@ -406,7 +442,7 @@ class Board:
     # -- hangup ----------------------------------------------------------------------------
 
     def _on_hangup(self, msg):
-        name = msg.get("Channel")
+        name = msg.fields.get("Channel")
         channel = self._channels.pop(name, None)
         if channel is None:
             return []

@@ -531,8 +531,10 @@ def test_snapshots_and_diffs_are_copies():
     (diff,) = board.apply(event("Newchannel", Channel="SIP/104-00000001", ChannelState="0", Uniqueid="1.1"))
     diff["channel"]["state"] = "mangled"
     board.snapshot()[0]["peers"].append("mangled")
+    board.channel("SIP/104-00000001")["spied_by"].append("mangled")
     assert board.channel("SIP/104-00000001")["state"] == "down"
     assert board.channel("SIP/104-00000001")["peers"] == []
+    assert board.channel("SIP/104-00000001")["spied_by"] == []
 
 
 def test_rebuild_removes_missing_and_keeps_unchanged_quiet():

@@ -65,7 +65,16 @@ class Message:
         return dict(self._table())
 
     @property
+    def fields(self):
+        """The first value of every key, as the message's own dict: read it, never change it."""
+        return self._index if self._index is not None else self._table()
+
+    @property
     def event(self):
+        # Events start with their `Event:` line: dispatching on it need not index the rest.
+        lines = self._lines
+        if lines and lines[0][0] == "Event":
+            return lines[0][2]
         return self._table().get("Event")
 
     @property

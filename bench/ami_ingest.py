@@ -1,0 +1,159 @@
+"""AMI ingest speed: how many messages per second one core turns from bytes into board diffs.
+
+    .venv/bin/python bench/ami_ingest.py [--megabytes 4] [--rounds 5]
+
+The stream is every server capture in ../shared/ami-captures (banners stripped), concatenated and
+repeated to a few MB, fed in 4 KiB chunks as a socket would deliver it, to:
+  (a) our Parser alone,
+  (b) our Parser + Board.apply on every message,
+  (c) panoramisk 1.4's AMIProtocol.data_received (its own split + Message.from_line path),
+  (d) a bare split loop, the floor any pure-Python parser is measured against.
+Best of `--rounds` runs each. Targets: (a) >= 3x (c); (b) >= 100,000 messages/s.
+"""
+
+import argparse
+import logging
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from supervision.ami.protocol import Parser  # noqa: E402
+from supervision.board import Board  # noqa: E402
+from tests.captures import capture_bytes, server_capture_names  # noqa: E402
+
+CHUNK = 4096
+BANNER_END = b"\r\n"
+
+
+def build_stream(megabytes):
+    body = b""
+    for name in server_capture_names():
+        data = capture_bytes(name)
+        body += data[data.index(BANNER_END) + 2 :]
+    repeats = max(1, int(megabytes * 1024 * 1024 / len(body)))
+    return b"Asterisk Call Manager/9.0.0\r\n" + body * repeats
+
+
+def chunks_of(stream):
+    return [stream[i : i + CHUNK] for i in range(0, len(stream), CHUNK)]
+
+
+def run_parser(chunks):
+    parser = Parser()
+    count = 0
+    for chunk in chunks:
+        count += len(parser.feed(chunk))
+    return count
+
+
+def run_parser_and_board(chunks):
+    parser = Parser()
+    board = Board(now=lambda: 0.0)
+    apply = board.apply
+    count = 0
+    for chunk in chunks:
+        for message in parser.feed(chunk):
+            apply(message)
+            count += 1
+    return count
+
+
+def run_panoramisk(chunks):
+    from panoramisk.ami_protocol import AMIProtocol
+
+    class Transport:
+        def write(self, data):
+            pass
+
+        def close(self):
+            pass
+
+    class Factory:
+        """What the Manager offers its protocol: here it only counts the events."""
+
+        save_stream = None
+        count = 0
+
+        def dispatch(self, message):
+            self.count += 1
+
+        def connection_lost(self, exc):
+            pass  # a captured `Event: Shutdown`; the stream goes on
+
+    protocol = AMIProtocol()
+    protocol.connection_made(Transport())
+    protocol.factory = Factory()
+    # Responses without a pending action are dropped by handle_message: count every message
+    # the way data_received builds them by wrapping handle_message.
+    counted = [0]
+    handle = protocol.handle_message
+
+    def handle_message(message):
+        counted[0] += 1
+        handle(message)
+
+    protocol.handle_message = handle_message
+    for chunk in chunks:
+        protocol.closed = False
+        protocol.data_received(chunk)
+    return counted[0]
+
+
+def run_bare_split(chunks):
+    text = b"".join(chunks).decode("utf-8", "replace")
+    text = text[text.index("\r\n") + 2 :]
+    count = 0
+    for frame in text.split("\r\n\r\n"):
+        if frame:
+            dict(line.split(": ", 1) for line in frame.split("\r\n"))
+            count += 1
+    return count
+
+
+def best_rate(function, chunks, rounds):
+    best, count = None, 0
+    for _ in range(rounds):
+        started = time.perf_counter()
+        count = function(chunks)
+        elapsed = time.perf_counter() - started
+        best = elapsed if best is None else min(best, elapsed)
+    return count, count / best
+
+
+def main():
+    options = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    options.add_argument("--megabytes", type=float, default=4.0)
+    options.add_argument("--rounds", type=int, default=5)
+    args = options.parse_args()
+    logging.disable(logging.CRITICAL)  # panoramisk logs every message at debug level
+
+    stream = build_stream(args.megabytes)
+    chunks = chunks_of(stream)
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"Python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} cores, load {load:.2f}")
+    print(f"stream: {len(stream) / 1e6:.1f} MB in {len(chunks)} chunks of {CHUNK} bytes; best of {args.rounds}")
+    results = {}
+    for label, function in [
+        ("(a) Parser", run_parser),
+        ("(b) Parser + Board.apply", run_parser_and_board),
+        ("(c) panoramisk 1.4 AMIProtocol", run_panoramisk),
+        ("(d) bare split loop", run_bare_split),
+    ]:
+        count, rate = best_rate(function, chunks, args.rounds)
+        results[label] = rate
+        print(f"{label:34} {count:>8} messages  {rate:>12,.0f} messages/s")
+    parser, board, panoramisk, bare = results.values()
+    print()
+    verdict = "ok" if parser >= 3 * panoramisk else "BELOW TARGET"
+    print(f"Parser / panoramisk       {parser / panoramisk:5.2f}x   (target >= 3x: {verdict})")
+    print(f"Parser / bare split       {parser / bare:5.2f}x")
+    verdict = "ok" if board >= 100_000 else "BELOW TARGET"
+    print(f"Parser + Board.apply      {board:,.0f} messages/s   (target >= 100,000/s: {verdict})")
+
+
+if __name__ == "__main__":
+    main()
