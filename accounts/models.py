@@ -1,6 +1,6 @@
 """The roster: who is who (admin, curator, trainee), who coaches whom, and which phones they own."""
 
-from django.contrib.auth.models import AbstractUser, Group
+from django.contrib.auth.models import AbstractUser, Group, UserManager
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
@@ -19,6 +19,13 @@ class Role(models.TextChoices):
 ROLE_GROUPS = {Role.ADMIN: "Admins", Role.CURATOR: "Curators", Role.TRAINEE: "Trainees"}
 
 
+class RosterUserManager(UserManager):
+    def create_superuser(self, username, email=None, password=None, **extra_fields):
+        # `createsuperuser` makes the person who keeps the roster, not a trainee without a curator.
+        extra_fields.setdefault("role", Role.ADMIN)
+        return super().create_superuser(username, email, password, **extra_fields)
+
+
 class User(AbstractUser):
     role = models.CharField(_("role"), max_length=16, choices=Role.choices, default=Role.TRAINEE)
     curator = models.ForeignKey(
@@ -30,6 +37,8 @@ class User(AbstractUser):
         related_name="trainees",
         limit_choices_to={"role": Role.CURATOR},
     )
+
+    objects = RosterUserManager()
 
     class Meta:
         ordering = ["username"]

@@ -266,8 +266,10 @@ def parse_roster(data):
         if errors:
             return roster, errors
         rows = 0
+        line_before = reader.line_num
         for row in reader:
-            line = reader.line_num
+            # Where the record starts: a quoted value may span several physical lines.
+            line, line_before = line_before + 1, reader.line_num
             if not any(cell.strip() for cell in row):
                 continue
             rows += 1
