@@ -144,7 +144,7 @@
   function buildCard(person, own) {
     const root = el("article", { class: "card" + (own ? " own" : ""), "data-person": person.id, "aria-labelledby": "p" + person.id });
     const head = el("header");
-    head.append(el("h3", { id: "p" + person.id }, own ? L.my_phone : person.name));
+    head.append(el("h3", { id: "p" + person.id }, person.name));
     const devices = el("span", { class: "devices" }, person.extensions.map((e) => e.device).join(", ") || L.no_phone);
     head.append(devices);
     const badge = el("span", { class: "badge", "data-state": "idle" }, L.idle);
