@@ -75,7 +75,7 @@ def spy_options(mode, *, allow_switch):
     return options
 
 
-def spy_originate(spyer_extension, target_channel_name, mode, *, allow_switch, action_id, target_resource=None):
+def spy_originate(spyer_extension, target_channel_name, mode, *, allow_switch, action_id=None, target_resource=None):
     """Originate fields that ring the spyer's phone (auto-answered) into ChanSpy on the target."""
     channel = check_channel(target_channel_name)
     resource = _check_plain(target_resource or channel_resource(channel), "target resource")
@@ -85,8 +85,9 @@ def spy_originate(spyer_extension, target_channel_name, mode, *, allow_switch, a
         ("Data", f"{channel},{spy_options(mode, allow_switch=allow_switch)}"),
         ("CallerID", f"Spy-{resource} <{resource}>"),
         ("Async", "true"),
-        ("ActionID", _check_plain(action_id, "ActionID")),
     ]
+    if action_id is not None:  # the AMI client sets its own; the captures show one here
+        fields.append(("ActionID", _check_plain(action_id, "ActionID")))
     fields.extend(("Variable", value) for value in spyer_extension.autoanswer_variables())
     return fields
 

@@ -2,14 +2,101 @@
 
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 
+class Kind(models.TextChoices):
+    SPY = "spy", _("Listen / whisper / barge")
+    PICKUP = "pickup", _("Pickup")
+    DIAL = "dial", _("Call")
+    PLAYBACK = "playback", _("Playback")
+
+
+class Mode(models.TextChoices):
+    LISTEN = "listen", _("listen")
+    WHISPER = "whisper", _("whisper")
+    BARGE = "barge", _("barge")
+
+
+class Outcome(models.TextChoices):
+    REQUESTED = "requested", _("requested")  # row written, action not yet accepted by the PBX
+    DENIED = "denied", _("denied")  # refused before anything was sent
+    QUEUED = "queued", _("queued")  # "Originate successfully queued"
+    FAILED = "failed", _("failed")  # refused by the PBX, or the phone did not answer
+    ANSWERED = "answered", _("answered")  # the user's phone picked up
+    SPYING = "spying", _("spying")  # ChanSpyStart seen
+    ENDED = "ended", _("ended")
+    INTERRUPTED = "interrupted", _("interrupted")  # the bridge or the PBX link went away midway
+
+
+LIVE_OUTCOMES = (Outcome.REQUESTED, Outcome.QUEUED, Outcome.ANSWERED, Outcome.SPYING)
+
+
+class MonitoringSessionQuerySet(models.QuerySet):
+    def live(self):
+        return self.filter(outcome__in=LIVE_OUTCOMES)
+
+    def interrupt_open(self, reason):
+        """Close every row still in flight (bridge start, PBX link lost): nothing stays open forever."""
+        return self.live().update(outcome=Outcome.INTERRUPTED, outcome_detail=reason[:255], ended_at=timezone.now())
+
+    def visible_to(self, user):
+        """Admins see every row; everyone else the rows of his own presses."""
+        if getattr(user, "role", None) == "admin" or user.is_superuser:
+            return self.all()
+        return self.filter(user=user)
+
+
 class MonitoringSession(models.Model):
-    """One row per press, written before anything is sent to the PBX."""
+    """One row per press, written before anything is sent to the PBX (denied presses included).
+
+    Names and devices are copied into the row so it still reads right after the roster changes."""
+
+    kind = models.CharField(_("kind"), max_length=16, choices=Kind.choices, default=Kind.SPY)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, verbose_name=_("who"), null=True, on_delete=models.SET_NULL,
+        related_name="monitoring_sessions",
+    )
+    user_label = models.CharField(_("who (name)"), max_length=160, blank=True)
+    from_extension = models.ForeignKey(
+        "accounts.Extension", verbose_name=_("from phone"), null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    from_device = models.CharField(_("from device"), max_length=128, blank=True)
+    target_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, verbose_name=_("monitored person"), null=True, blank=True,
+        on_delete=models.SET_NULL, related_name="monitored_sessions",
+    )
+    target_label = models.CharField(_("monitored person (name)"), max_length=160, blank=True)
+    target_extension = models.ForeignKey(
+        "accounts.Extension", verbose_name=_("target phone"), null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    target_device = models.CharField(_("target device"), max_length=128, blank=True)
+    target_channel = models.CharField(_("target channel"), max_length=200, blank=True)
+    mode = models.CharField(_("mode"), max_length=16, blank=True, db_index=True)
+    modes = models.CharField(_("modes used"), max_length=200, blank=True, help_text=_("in order, comma separated"))
+    reason = models.CharField(_("decision"), max_length=32, blank=True)
+    requested_at = models.DateTimeField(_("requested"), auto_now_add=True, db_index=True)
+    answered_at = models.DateTimeField(_("answered"), null=True, blank=True)
+    spying_started_at = models.DateTimeField(_("spying from"), null=True, blank=True)
+    ended_at = models.DateTimeField(_("ended"), null=True, blank=True)
+    action_id = models.CharField(_("ActionID"), max_length=64, blank=True, db_index=True)
+    spy_channel = models.CharField(_("spy channel"), max_length=200, blank=True)
+    allow_switch = models.BooleanField(_("keypad switch (d)"), default=False)
+    outcome = models.CharField(
+        _("outcome"), max_length=16, choices=Outcome.choices, default=Outcome.REQUESTED, db_index=True
+    )
+    outcome_detail = models.CharField(_("why"), max_length=255, blank=True)
+    client_address = models.CharField(_("client address"), max_length=64, blank=True)
+
+    objects = MonitoringSessionQuerySet.as_manager()
 
     class Meta:
-        ordering = ["-requested_at"]
+        ordering = ["-requested_at", "-pk"]
+        verbose_name = _("monitoring session")
+        verbose_name_plural = _("monitoring sessions")
         permissions = [
             ("listen", "Can listen to a call (ChanSpy, silent)"),
             ("whisper", "Can whisper to the agent (ChanSpy w)"),
@@ -19,4 +106,20 @@ class MonitoringSession(models.Model):
             ("playback", "Can play a training recording to his phone"),
         ]
 
-    requested_at = models.DateTimeField(_("requested"), auto_now_add=True, db_index=True)
+    def __str__(self):
+        return f"{self.user_label} → {self.target_label or self.target_device} ({self.mode or self.kind}, {self.outcome})"
+
+    @property
+    def is_live(self):
+        return self.outcome in LIVE_OUTCOMES
+
+    @property
+    def mode_history(self):
+        return [mode for mode in self.modes.split(",") if mode]
+
+    @property
+    def duration(self):
+        """How long the user's phone was connected (answered to ended), or None."""
+        if self.answered_at and self.ended_at:
+            return self.ended_at - self.answered_at
+        return None

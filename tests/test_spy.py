@@ -1,0 +1,403 @@
+"""Spy commands end to end on the simulated PBX over TCP: the real AMI client, the real bridge and
+board, the audit rows. Every refused press is audited and sends nothing to the PBX."""
+
+import asyncio
+
+import pytest
+from asgiref.sync import sync_to_async
+from channels.layers import InMemoryChannelLayer
+from django.contrib.auth.models import Group, Permission
+
+from accounts.models import ROLE_GROUPS, Extension, Role, User
+from supervision.bridge import CommandRequest, user_group
+from supervision.bridge_host import build_bridge
+from supervision.models import MonitoringSession, Outcome
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(60)]
+
+WAIT = 10.0  # seconds a condition may take before the test gives up (not a speed assertion)
+
+
+def _roster():
+    def person(username, role, curator=None, first_name=""):
+        return User.objects.create_user(username=username, password=None, role=role, curator=curator,
+                                        first_name=first_name)
+
+    c1 = person("petrova", Role.CURATOR, first_name="Olga")
+    c2 = person("smirnov", Role.CURATOR, first_name="Ivan")
+    t1 = person("anna", Role.TRAINEE, c1, first_name="Anna")
+    t1050 = person("boris", Role.TRAINEE, c1, first_name="Boris")
+    t2 = person("vera", Role.TRAINEE, c2, first_name="Vera")
+    phones = {}
+    for user, resource in [(c1, "104"), (t1, "105"), (t2, "106"), (c2, "107"), (t1050, "1050")]:
+        phones[user.username] = Extension.objects.create(user=user, technology="SIP", resource=resource)
+    return {u.username: u for u in [c1, c2, t1, t1050, t2]}, phones
+
+
+@pytest.fixture
+async def roster():
+    return await sync_to_async(_roster)()
+
+
+class Inbox:
+    """Everything the bridge sends to one user's dashboards."""
+
+    def __init__(self, layer, user_id):
+        self.layer, self.user_id, self.messages, self.channel = layer, user_id, [], None
+
+    async def open(self):
+        self.channel = await self.layer.new_channel()
+        await self.layer.group_add(user_group(self.user_id), self.channel)
+        return self
+
+    async def next(self, **match):
+        async with asyncio.timeout(WAIT):
+            while True:
+                message = (await self.layer.receive(self.channel))["message"]
+                self.messages.append(message)
+                if all(message.get(k) == v for k, v in match.items()):
+                    return message
+
+    def states(self):
+        return [m["state"] for m in self.messages if m["type"] == "spy.status"]
+
+
+@pytest.fixture
+async def bridge(fakepbx, roster):
+    layer = InMemoryChannelLayer()
+    bridge = build_bridge(layer, host="127.0.0.1", port=fakepbx.port, username="dashboard", secret="dashboard-demo")
+    await bridge.spy_monitor.startup
+    await bridge.start()
+    await bridge.client.wait_until("up", timeout=WAIT)
+    yield bridge
+    await bridge.stop()
+
+
+async def until(condition):
+    async with asyncio.timeout(WAIT):
+        while not condition():
+            await asyncio.sleep(0.01)
+
+
+async def live_call(pbx, bridge, device):
+    name = await pbx.inbound_call(device)
+    await until(lambda: (bridge.board.channel(name) or {}).get("state") == "up")
+    return name
+
+
+async def press(bridge, user, command, client="192.0.2.7"):
+    monitor = bridge.spy_monitor
+    handler = {"spy": monitor.spy, "spy.stop": monitor.stop, "spy.switch": monitor.switch}[command["type"]]
+    await handler(bridge, CommandRequest(bridge, command, user.pk, None, client))
+
+
+def originates(pbx):
+    return [a for a in pbx.actions if a.get("Action") == "Originate"]
+
+
+def sent(pbx, action):
+    return [a for a in pbx.actions if a.get("Action") == action]
+
+
+@sync_to_async
+def rows(**filters):
+    return list(MonitoringSession.objects.filter(**filters).order_by("pk").values())
+
+
+@sync_to_async
+def take_permission(role, codename):
+    Group.objects.get(name=ROLE_GROUPS[role]).permissions.remove(
+        Permission.objects.get(content_type__app_label="supervision", codename=codename))
+
+
+# --- the happy path, per mode ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode, options, spy_mode", [("listen", "qxd", "listen"), ("whisper", "wxd", "whisper"),
+                                                      ("barge", "qBxd", "barge")])
+async def test_a_curator_spies_on_his_trainee(fakepbx, bridge, roster, mode, options, spy_mode):
+    people, phones = roster
+    curator, trainee = people["petrova"], people["anna"]
+    inbox = await Inbox(bridge.layer, curator.pk).open()
+    watched = await Inbox(bridge.layer, trainee.pk).open()
+    agent = await live_call(fakepbx, bridge, "SIP/105")
+
+    await press(bridge, curator, {"type": "spy", "target": phones["anna"].pk, "mode": mode})
+    spying = await inbox.next(state="spying")
+
+    # The exact Originate the PBX received.
+    [originate] = originates(fakepbx)
+    raw = next(r for r in fakepbx.raw_actions if r.startswith(b"Action: Originate\r\n"))
+    action_id = originate["ActionID"]
+    assert raw == (
+        f"Action: Originate\r\nActionID: {action_id}\r\nChannel: SIP/104\r\nApplication: ChanSpy\r\n"
+        f"Data: {agent},{options}\r\nCallerID: Spy-105 <105>\r\nAsync: true\r\n"
+        'Variable: SIPADDHEADER="Call-Info:\\;answer-after=0"\r\n\r\n'
+    ).encode()
+    # The messages, in the session's order.
+    assert inbox.states() == ["queued", "answered", "spying"]
+    assert spying["text"] == {"listen": "Listening to Anna", "whisper": "Whispering to Anna",
+                              "barge": "Barging in on Anna"}[mode]
+    assert await watched.next(type="monitored") == {"type": "monitored", "by": "Olga", "mode": mode, "active": True}
+    # The board shows the spy on the trainee's call.
+    [row] = await rows()
+    spy_channel = row["spy_channel"]
+    assert spy_channel.startswith("SIP/104-")
+    assert bridge.board.channel(agent)["spied_by"] == [spy_channel]
+    assert bridge.board.channel(spy_channel)["spying_on"] == agent
+    assert bridge.board.channel(spy_channel)["spy_mode"] == spy_mode
+    assert fakepbx.spy_mode(spy_channel) == spy_mode
+    # The audit row so far.
+    assert row["outcome"] == Outcome.SPYING
+    assert row["action_id"] == action_id
+    assert row["target_channel"] == agent
+    assert (row["mode"], row["modes"], row["reason"], row["allow_switch"]) == (mode, mode, "ok", True)
+    assert row["answered_at"] and row["spying_started_at"] and not row["ended_at"]
+    assert row["client_address"] == "192.0.2.7"
+    assert (row["user_label"], row["target_label"], row["from_device"], row["target_device"]) == (
+        "Olga", "Anna", "SIP/104", "SIP/105")
+
+    await press(bridge, curator, {"type": "spy.stop"})
+    ended = await inbox.next(state="ended")
+
+    assert [h.as_dict() for h in sent(fakepbx, "Hangup")] == [
+        {"Action": "Hangup", "ActionID": sent(fakepbx, "Hangup")[0]["ActionID"], "Channel": spy_channel}]
+    assert ended["text"] == "Stopped monitoring Anna."
+    [row] = await rows()
+    assert row["outcome"] == Outcome.ENDED and row["ended_at"]
+    assert await watched.next(type="monitored", active=False)
+    await until(lambda: bridge.board.channel(spy_channel) is None)
+    assert bridge.board.channel(agent)["spied_by"] == []
+
+
+async def test_spying_on_105_never_catches_1050(fakepbx, bridge, roster):
+    people, phones = roster
+    inbox = await Inbox(bridge.layer, people["petrova"].pk).open()
+    other = await live_call(fakepbx, bridge, "SIP/1050")
+    agent = await live_call(fakepbx, bridge, "SIP/105")
+
+    await press(bridge, people["petrova"], {"type": "spy", "target": phones["anna"].pk, "mode": "listen"})
+    await inbox.next(state="spying")
+
+    assert originates(fakepbx)[0]["Data"] == f"{agent},qxd"
+    assert bridge.board.channel(agent)["spied_by"]
+    assert bridge.board.channel(other)["spied_by"] == []
+
+
+async def test_the_spied_call_ending_ends_the_session(fakepbx, bridge, roster):
+    people, phones = roster
+    inbox = await Inbox(bridge.layer, people["petrova"].pk).open()
+    agent = await live_call(fakepbx, bridge, "SIP/105")
+    await press(bridge, people["petrova"], {"type": "spy", "target": phones["anna"].pk, "mode": "listen"})
+    await inbox.next(state="spying")
+
+    await fakepbx.hangup(agent)
+    await inbox.next(state="ended")
+
+    [row] = await rows()
+    assert row["outcome"] == Outcome.ENDED
+    await until(lambda: bridge.board.channel(row["spy_channel"]) is None)  # the silent spy leg is hung up
+
+
+# --- switching mode ---------------------------------------------------------------------------
+
+
+async def test_switch_in_place_with_the_keypad_option(fakepbx, bridge, roster):
+    people, phones = roster
+    inbox = await Inbox(bridge.layer, people["petrova"].pk).open()
+    await live_call(fakepbx, bridge, "SIP/105")
+    await press(bridge, people["petrova"], {"type": "spy", "target": phones["anna"].pk, "mode": "listen"})
+    await inbox.next(state="spying")
+
+    await press(bridge, people["petrova"], {"type": "spy.switch", "mode": "whisper"})
+    switched = await inbox.next(reason="switched")
+
+    [row] = await rows()
+    [dtmf] = sent(fakepbx, "PlayDTMF")
+    assert (dtmf["Channel"], dtmf["Digit"], dtmf["Receive"]) == (row["spy_channel"], "5", "true")
+    assert switched["text"] == "Whispering to Anna"
+    assert (row["mode"], row["modes"], row["outcome"]) == ("whisper", "listen,whisper", Outcome.SPYING)
+    assert len(originates(fakepbx)) == 1
+    await until(lambda: fakepbx.spy_mode(row["spy_channel"]) == "whisper")
+
+
+async def test_switch_without_all_three_rights_is_stop_and_a_new_session(fakepbx, bridge, roster):
+    people, phones = roster
+    await take_permission(Role.CURATOR, "barge")
+    inbox = await Inbox(bridge.layer, people["petrova"].pk).open()
+    await live_call(fakepbx, bridge, "SIP/105")
+    await press(bridge, people["petrova"], {"type": "spy", "target": phones["anna"].pk, "mode": "listen"})
+    await inbox.next(state="spying")
+
+    await press(bridge, people["petrova"], {"type": "spy.switch", "mode": "whisper"})
+    await inbox.next(state="spying", mode="whisper")
+
+    first, second = await rows()
+    assert [o["Data"].split(",")[1] for o in originates(fakepbx)] == ["qx", "wx"]  # no `d`
+    assert sent(fakepbx, "PlayDTMF") == []
+    assert [h["Channel"] for h in sent(fakepbx, "Hangup")] == [first["spy_channel"]]
+    assert (first["outcome"], first["allow_switch"], first["outcome_detail"]) == (
+        Outcome.ENDED, False, "Switched to whisper.")
+    assert (second["outcome"], second["mode"]) == (Outcome.SPYING, "whisper")
+
+
+async def test_switch_to_a_mode_taken_away_is_refused(fakepbx, bridge, roster):
+    people, phones = roster
+    inbox = await Inbox(bridge.layer, people["petrova"].pk).open()
+    await live_call(fakepbx, bridge, "SIP/105")
+    await press(bridge, people["petrova"], {"type": "spy", "target": phones["anna"].pk, "mode": "listen"})
+    await inbox.next(state="spying")
+    await take_permission(Role.CURATOR, "barge")
+
+    await press(bridge, people["petrova"], {"type": "spy.switch", "mode": "barge"})
+    refused = await inbox.next(state="denied")
+
+    assert refused["reason"] == "no_permission"
+    assert sent(fakepbx, "PlayDTMF") == []
+    live, denied = await rows()
+    assert (live["outcome"], live["modes"]) == (Outcome.SPYING, "listen")
+    assert (denied["outcome"], denied["reason"], denied["mode"]) == (Outcome.DENIED, "no_permission", "barge")
+
+
+# --- refusals: audited, nothing sent ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "who, target, mode, reason, text",
+    [
+        ("anna", "petrova", "barge", "not_for_role", "Your role allows only listening, not barge."),
+        ("petrova", "vera", "listen", "not_your_team", "Vera is not in your team."),
+        ("petrova", 999999, "listen", "not_found", "That phone does not exist (any more)."),
+        ("petrova", "105", "listen", "not_found", "That phone does not exist (any more)."),
+        ("petrova", None, "listen", "not_found", "That phone does not exist (any more)."),
+        ("petrova", "anna", "hijack", "unknown_action", "Unknown action."),
+        ("petrova", "petrova", "listen", "own_call", "You cannot monitor your own calls."),
+    ],
+)
+async def test_abuse_is_refused_audited_and_sends_nothing(fakepbx, bridge, roster, who, target, mode, reason, text):
+    people, phones = roster
+    await live_call(fakepbx, bridge, "SIP/104")
+    await live_call(fakepbx, bridge, "SIP/106")
+    inbox = await Inbox(bridge.layer, people[who].pk).open()
+    target_id = phones[target].pk if target in phones else target
+
+    await press(bridge, people[who], {"type": "spy", "target": target_id, "mode": mode})
+    refused = await inbox.next(state="denied")
+
+    assert (refused["reason"], refused["text"]) == (reason, text)
+    assert originates(fakepbx) == []
+    [row] = await rows()
+    assert (row["outcome"], row["reason"], row["outcome_detail"]) == (Outcome.DENIED, reason, text)
+    assert row["user_id"] == people[who].pk and row["ended_at"]
+
+
+async def test_a_target_with_no_live_call_is_refused(fakepbx, bridge, roster):
+    people, phones = roster
+    inbox = await Inbox(bridge.layer, people["petrova"].pk).open()
+
+    await press(bridge, people["petrova"], {"type": "spy", "target": phones["anna"].pk, "mode": "listen"})
+    refused = await inbox.next(state="denied")
+
+    assert (refused["reason"], refused["text"]) == ("no_call", "Anna has no call right now.")
+    assert originates(fakepbx) == []
+    [row] = await rows()
+    assert (row["outcome"], row["target_user_id"]) == (Outcome.DENIED, people["anna"].pk)
+
+
+async def test_a_flood_of_presses_gets_one_originate(fakepbx, bridge, roster):
+    people, phones = roster
+    inbox = await Inbox(bridge.layer, people["petrova"].pk).open()
+    await live_call(fakepbx, bridge, "SIP/105")
+    command = {"type": "spy", "target": phones["anna"].pk, "mode": "listen"}
+
+    await asyncio.gather(*(press(bridge, people["petrova"], command) for _ in range(8)))
+    await inbox.next(state="spying")
+
+    assert len(originates(fakepbx)) == 1
+    outcomes = [(r["outcome"], r["reason"]) for r in await rows()]
+    assert outcomes.count((Outcome.SPYING, "ok")) == 1
+    assert outcomes.count((Outcome.DENIED, "already_monitoring")) == 4
+    assert outcomes.count((Outcome.DENIED, "rate_limited")) == 3
+    texts = {m["text"] for m in inbox.messages if m.get("state") == "denied"}
+    assert "Too many presses; wait a few seconds." in texts
+
+
+async def test_pbx_down_is_refused_and_audited(fakepbx, bridge, roster):
+    people, phones = roster
+    await live_call(fakepbx, bridge, "SIP/105")
+    inbox = await Inbox(bridge.layer, people["petrova"].pk).open()
+    await fakepbx.stop()
+    await until(lambda: bridge.client.link.state != "up")
+
+    await press(bridge, people["petrova"], {"type": "spy", "target": phones["anna"].pk, "mode": "listen"})
+    refused = await inbox.next(state="denied")
+
+    assert refused["reason"] == "pbx_down"
+    assert refused["text"].startswith("The PBX link is ")
+    assert originates(fakepbx) == []
+    [row] = await rows()
+    assert (row["outcome"], row["reason"]) == (Outcome.DENIED, "pbx_down")
+
+
+async def test_the_pbx_dying_midway_interrupts_the_session(fakepbx, bridge, roster):
+    people, phones = roster
+    inbox = await Inbox(bridge.layer, people["petrova"].pk).open()
+    await live_call(fakepbx, bridge, "SIP/105")
+    await press(bridge, people["petrova"], {"type": "spy", "target": phones["anna"].pk, "mode": "listen"})
+    await inbox.next(state="spying")
+
+    await fakepbx.stop()
+    interrupted = await inbox.next(state="interrupted")
+
+    assert interrupted["text"].startswith("The PBX link was lost")
+    [row] = await rows()
+    assert (row["outcome"], row["ended_at"] is not None) == (Outcome.INTERRUPTED, True)
+    assert bridge.spy_monitor.by_user == {}
+
+
+async def test_rows_left_open_by_a_dead_bridge_end_interrupted_at_start(fakepbx, roster):
+    people, phones = roster
+
+    @sync_to_async
+    def open_rows():
+        for outcome in (Outcome.REQUESTED, Outcome.QUEUED, Outcome.ANSWERED, Outcome.SPYING, Outcome.ENDED):
+            MonitoringSession.objects.create(user=people["petrova"], mode="listen", outcome=outcome)
+
+    await open_rows()
+    bridge = build_bridge(InMemoryChannelLayer(), host="127.0.0.1", port=fakepbx.port)
+    await bridge.spy_monitor.startup
+
+    outcomes = sorted(r["outcome"] for r in await rows())
+    assert outcomes == sorted([Outcome.INTERRUPTED] * 4 + [Outcome.ENDED])
+
+
+async def test_the_phone_not_answering_fails_with_the_reason_in_words(fakepbx, bridge, roster):
+    people, phones = roster
+    fakepbx.set_phone("SIP/104", "busy")
+    inbox = await Inbox(bridge.layer, people["petrova"].pk).open()
+    await live_call(fakepbx, bridge, "SIP/105")
+
+    await press(bridge, people["petrova"], {"type": "spy", "target": phones["anna"].pk, "mode": "listen"})
+    failed = await inbox.next(state="failed")
+
+    assert failed["text"] == "Your phone did not connect: busy."
+    [row] = await rows()
+    assert (row["outcome"], row["outcome_detail"]) == (Outcome.FAILED, "Your phone did not connect: busy.")
+    assert bridge.spy_monitor.by_user == {}
+
+
+async def test_only_the_owner_stops_a_session(fakepbx, bridge, roster):
+    people, phones = roster
+    inbox = await Inbox(bridge.layer, people["petrova"].pk).open()
+    other = await Inbox(bridge.layer, people["smirnov"].pk).open()
+    await live_call(fakepbx, bridge, "SIP/105")
+    await press(bridge, people["petrova"], {"type": "spy", "target": phones["anna"].pk, "mode": "listen"})
+    started = await inbox.next(state="spying")
+
+    await press(bridge, people["smirnov"], {"type": "spy.stop", "session": started["session"]})
+    refused = await other.next(type="spy.status")
+
+    assert (refused["state"], refused["reason"]) == ("idle", "no_session")
+    assert sent(fakepbx, "Hangup") == []
+    [row] = await rows()
+    assert row["outcome"] == Outcome.SPYING
