@@ -1,0 +1,100 @@
+"""The settings module fails loudly on bad values, and passes `check --deploy` in production mode."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+
+from supervision import settings as app_settings
+
+ROOT = Path(__file__).resolve().parent.parent
+PRODUCTION = {
+    "DJANGO_SECRET_KEY": "p" * 20 + "Zq9#x-" * 7,
+    "DJANGO_DEBUG": "0",
+    "DJANGO_HTTPS": "1",
+    "DJANGO_ALLOWED_HOSTS": "dash.example.com",
+}
+
+
+def run_django(tmp_path, code, **env):
+    clean = {key: value for key, value in os.environ.items() if not key.startswith(("DJANGO_", "AMI_", "DATABASE_", "REDIS_"))}
+    clean.update(DJANGO_SETTINGS_MODULE="supervision.settings", DASHBOARD_VAR_DIR=str(tmp_path), **env)
+    return subprocess.run(
+        [sys.executable, *code], cwd=ROOT, env=clean, capture_output=True, text=True, timeout=60
+    )
+
+
+@pytest.mark.parametrize(
+    "name,value,why",
+    [
+        ("DJANGO_DEBUG", "maybe", "DJANGO_DEBUG='maybe' is not a boolean"),
+        ("AMI_PORT", "abc", "AMI_PORT='abc' is not an integer"),
+        ("AMI_PORT", "70000", "AMI_PORT=70000 is outside 1..65535"),
+        ("AMI_PORT", "0", "AMI_PORT=0 is outside 1..65535"),
+        ("DATABASE_URL", "mysql://u:p@db/x", "DATABASE_URL must be postgres://... or sqlite:///..."),
+        ("REDIS_URL", "http://cache:6379", "REDIS_URL must start with redis://"),
+        ("DJANGO_SECRET_KEY", "short", "DJANGO_SECRET_KEY must be at least 50 characters"),
+        ("AMI_AUTH", "sha1", "AMI_AUTH='sha1' must be one of plain, md5"),
+        ("AMI_ACTION_TIMEOUT", "soon", "AMI_ACTION_TIMEOUT='soon' is not a number"),
+        ("SPY_OPTIONS_BARGE", "qB,x", "SPY_OPTIONS_BARGE='qB,x' may hold only letters and digits"),
+        ("RECORDINGS_ROOT", "sounds/training", "RECORDINGS_ROOT must be an absolute path"),
+    ],
+)
+def test_bad_environment_fails_at_start(tmp_path, name, value, why):
+    result = run_django(tmp_path, ["-c", "import django; django.setup()"], **{name: value})
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr and why in result.stderr
+
+
+def test_check_deploy_passes_in_production_mode(tmp_path):
+    result = run_django(tmp_path, ["manage.py", "check", "--deploy", "--fail-level", "WARNING"], **PRODUCTION)
+    assert result.returncode == 0, result.stderr
+    assert "System check identified no issues" in result.stdout
+    assert "WARNING" not in result.stderr
+
+
+def test_check_deploy_warns_in_development_mode(tmp_path):
+    result = run_django(tmp_path, ["manage.py", "check", "--deploy", "--fail-level", "WARNING"], DJANGO_DEBUG="1")
+    assert result.returncode != 0
+    assert "security.W018" in result.stderr  # DEBUG on
+
+
+@pytest.mark.parametrize(
+    "helper,raw,expected",
+    [
+        (lambda: app_settings.env_bool("X_TEST_FLAG"), "Yes", True),
+        (lambda: app_settings.env_bool("X_TEST_FLAG"), "off", False),
+        (lambda: app_settings.env_int("X_TEST_FLAG", 1, minimum=1, maximum=9), "9", 9),
+        (lambda: app_settings.env_list("X_TEST_FLAG", []), "a.example, b.example,,", ["a.example", "b.example"]),
+        (lambda: app_settings.env_float("X_TEST_FLAG", 1.0, minimum=0.5), "0.5", 0.5),
+    ],
+)
+def test_helpers_read_good_values(monkeypatch, helper, raw, expected):
+    monkeypatch.setenv("X_TEST_FLAG", raw)
+    assert helper() == expected
+
+
+@pytest.mark.parametrize(
+    "helper,raw",
+    [
+        (lambda: app_settings.env_bool("X_TEST_FLAG"), "2"),
+        (lambda: app_settings.env_int("X_TEST_FLAG", 1, minimum=1, maximum=9), "10"),
+        (lambda: app_settings.env_int("X_TEST_FLAG", 1), "1.5"),
+        (lambda: app_settings.env_float("X_TEST_FLAG", 1.0, minimum=0.5), "0.1"),
+        (lambda: app_settings.env_choice("X_TEST_FLAG", "a", ["a", "b"]), "c"),
+        (lambda: app_settings.env_str("X_TEST_FLAG", required=True), ""),
+    ],
+)
+def test_helpers_refuse_bad_values(monkeypatch, helper, raw):
+    monkeypatch.setenv("X_TEST_FLAG", raw)
+    with pytest.raises(ImproperlyConfigured, match="X_TEST_FLAG"):
+        helper()
+
+
+def test_defaults_when_unset(monkeypatch):
+    monkeypatch.delenv("X_TEST_FLAG", raising=False)
+    assert app_settings.env_bool("X_TEST_FLAG", True) is True
+    assert app_settings.env_int("X_TEST_FLAG", 5038) == 5038
