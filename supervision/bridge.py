@@ -15,6 +15,9 @@ import logging
 import time
 from dataclasses import dataclass
 
+from django.conf import settings
+from django.utils import translation
+
 logger = logging.getLogger(__name__)
 
 BOARD_GROUP = "supervision.board"
@@ -47,6 +50,7 @@ class CommandRequest:
     user_id: int
     reply_to: str | None
     client: str | None
+    language: str | None = None  # of the page that sent it: handlers' gettext texts use it
 
     @property
     def type(self):
@@ -267,7 +271,9 @@ class Bridge:
             command = message.get("command")
             if not isinstance(command, dict):
                 command = {}
-            request = CommandRequest(self, command, message.get("user_id"), reply_to, message.get("client"))
+            request = CommandRequest(
+                self, command, message.get("user_id"), reply_to, message.get("client"), message.get("language")
+            )
             handler = self.handlers.get(request.type)
             if handler is None:
                 self._queue_reply_error(reply_to, "unknown_command", f"Unknown command {request.type!r}.")
@@ -282,7 +288,9 @@ class Bridge:
 
     async def _run_handler(self, handler, request):
         try:
-            await handler(self, request)
+            # Each handler runs in its own task, so the override holds for its texts only.
+            with translation.override(request.language or settings.LANGUAGE_CODE):
+                await handler(self, request)
         except asyncio.CancelledError:
             raise
         except Exception:  # noqa: BLE001 - the handler's bug is reported, the bridge goes on

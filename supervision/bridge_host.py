@@ -4,6 +4,7 @@
 
 import asyncio
 import logging
+import signal
 
 from channels.layers import get_channel_layer
 from django.conf import settings
@@ -71,9 +72,13 @@ class StartBridgeOnFirstCall:
 
 
 async def run_forever(bridge):
-    """The `ami_bridge` process: start, then wait until cancelled (SIGINT/SIGTERM)."""
+    """The `ami_bridge` process: start, then run until SIGINT/SIGTERM, then log off cleanly."""
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stopping.set)
     await bridge.start()
     try:
-        await asyncio.Event().wait()
+        await stopping.wait()
     finally:
         await bridge.stop()

@@ -200,3 +200,45 @@ def test_command_modules_missing_are_skipped_but_their_own_import_errors_are_not
     with pytest.raises(ModuleNotFoundError):
         bridge.install_command_modules(["commands_with_bug"])
     assert bridge_module.COMMAND_MODULES  # the product's list is there for others to extend
+
+
+async def test_the_ami_bridge_command_serves_web_servers_through_redis(redis_url, tmp_path):
+    """`manage.py ami_bridge` in its own process: snapshots and diffs reach another process via Redis."""
+    import os
+    import secrets
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from channels_redis.core import RedisChannelLayer
+
+    from supervision.ami.fakepbx import FakePBX
+
+    root = Path(__file__).resolve().parent.parent
+    prefix = f"test-{secrets.token_hex(4)}"
+    pbx = FakePBX(port=0)
+    await pbx.start()
+    env = {**os.environ, "REDIS_URL": redis_url, "CHANNEL_LAYER_PREFIX": prefix, "AMI_PORT": str(pbx.port),
+           "AMI_BRIDGE": "external", "DASHBOARD_VAR_DIR": str(tmp_path), "DATABASE_URL": "", "PYTHONPATH": str(root)}
+    subprocess.run([sys.executable, str(root / "manage.py"), "migrate", "-v", "0"], env=env, cwd=root, check=True)
+    process = subprocess.Popen([sys.executable, str(root / "manage.py"), "ami_bridge"], env=env, cwd=root,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    layer = RedisChannelLayer(hosts=[redis_url], prefix=prefix)
+    try:
+        watcher = await layer.new_channel()
+        await layer.group_add(BOARD_GROUP, watcher)
+        async with asyncio.timeout(20):
+            while pbx.sessions != 1:
+                await asyncio.sleep(0.05)
+        snapshot = await ask_snapshot(layer, watcher)
+        assert snapshot["link"]["state"] == "up"
+        await pbx.inbound_call("SIP/101")
+        diff = await next_message(layer, watcher, "board.diff")
+        assert diff["seq"] > snapshot["seq"]
+    finally:
+        process.terminate()
+        output = process.communicate(timeout=15)[0].decode()
+        await layer.flush()
+        await pbx.stop()
+    assert process.returncode == 0, output
+    assert "AMI bridge to 127.0.0.1" in output

@@ -281,3 +281,17 @@ async def test_user_group_messages_reach_only_that_users_dashboards(live_bridge,
     assert not [f for f in frames if f["type"] == "monitored"]
     await anna.disconnect()
     await dmitry.disconnect()
+
+
+async def test_handlers_answer_in_the_language_of_the_page_that_pressed(live_bridge, roster):
+    from django.utils.translation import gettext
+
+    async def handle_pickup(_bridge, request):
+        await request.reply({"type": "pickup.status", "text": gettext("Stop")})
+
+    live_bridge.bridge.register("pickup", handle_pickup)
+    socket = await open_dashboard(roster.users["petrova"], language="ru")
+    await snapshot_of(socket)
+    await socket.send_json_to({"type": "pickup", "target": roster.extensions["ivanov"].pk})
+    assert (await receive_until(socket, is_type("pickup.status")))[-1]["text"] == "Стоп"
+    await socket.disconnect()

@@ -5,7 +5,7 @@
 
   const L = JSON.parse(document.getElementById("dashboard-labels").textContent);
   const MODES = ["listen", "whisper", "barge"];
-  const LIVE_SESSION = new Set(["queued", "answered", "listening", "whispering", "barging", "switching"]);
+  const LIVE_SESSION = new Set(["queued", "answered", "spying", "listening", "stopping"]);
   const HEARTBEAT_MS = 20000;
   const SILENCE_MS = 45000; // the server sends a heartbeat every 15 s; silence this long = dead link
 
