@@ -1,0 +1,25 @@
+from django.contrib import admin
+
+from supervision.models import MonitoringSession
+
+
+@admin.register(MonitoringSession)
+class MonitoringSessionAdmin(admin.ModelAdmin):
+    """The audit trail is read-only: rows are written by the bridge only, never edited or removed."""
+
+    list_display = ["requested_at", "user_label", "target_label", "kind", "mode", "outcome", "outcome_detail"]
+    list_filter = ["kind", "mode", "outcome", "requested_at"]
+    search_fields = ["user_label", "target_label", "target_device", "user__username", "target_user__username"]
+    date_hierarchy = "requested_at"
+
+    def get_readonly_fields(self, request, obj=None):
+        return [field.name for field in self.model._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
