@@ -729,3 +729,102 @@ async def test_on_event_and_on_link_callbacks_that_raise_do_not_break_the_link(s
     await eventually(lambda: client.events)
     assert (await client.send("Ping"))["Ping"] == "Pong"
     assert states(client)[-1] == "up"
+
+
+# -- against the simulated Asterisk --------------------------------------------------------------
+
+
+async def _fakepbx_on(port, **options):
+    from supervision.ami.fakepbx import FakePBX
+    from tests.conftest import FAKEPBX_FAST, FAKEPBX_PHONES
+
+    pbx = FakePBX(port=port, **{**FAKEPBX_FAST, **options})
+    for device in FAKEPBX_PHONES:
+        pbx.set_phone(device, "answer", ring_seconds=0)
+    return await pbx.start()
+
+
+async def test_fakepbx_originate_outcome_and_board_list(fakepbx, make_client):
+    client = make_client(fakepbx.port, "dashboard", "dashboard-demo")
+    await client.start()
+    await client.wait_until("up", timeout=EVENTUALLY)
+
+    queued = await client.send("Originate", {"Channel": "SIP/105", "Application": "Wait", "Data": "600", "Async": "true"})
+    await eventually(lambda: any(m.event == "OriginateResponse" for m in client.events))
+    outcome = next(m for m in client.events if m.event == "OriginateResponse")
+    assert (outcome.action_id, outcome["Response"]) == (queued.action_id, "Success")
+
+    items = await client.send_list("CoreShowChannels")
+    assert [item["Channel"] for item in items] == [outcome["Channel"]]
+    assert not any(m.event in ("CoreShowChannel", "CoreShowChannelsComplete") for m in client.events)
+
+
+async def test_fakepbx_md5_login_and_permission_denied(make_client):
+    pbx = await _fakepbx_on(0, users={"1cami": {"secret": "PASSWORD1cami", "read": "call", "write": "originate"}})
+    try:
+        client = make_client(pbx.port, "1cami", "PASSWORD1cami", auth="md5")
+        await client.start()
+        await client.wait_until("up", timeout=EVENTUALLY)
+        with pytest.raises(ActionError) as denied:
+            await client.send("Hangup", {"Channel": "SIP/105-00000001"})
+        assert denied.value.message == "Permission denied"
+        assert client.link.state == "up"
+        assert [m["Action"] for m in pbx.actions][:2] == ["Challenge", "Login"]
+    finally:
+        await client.stop()
+        await pbx.stop()
+
+
+async def test_fakepbx_wrong_secret_is_login_refused(fakepbx, make_client):
+    client = make_client(fakepbx.port, "dashboard", "not-the-secret")
+    await client.start()
+    refused = await client.wait_until("login_refused", timeout=EVENTUALLY)
+    assert "Authentication failed" in refused.detail
+
+
+async def test_fakepbx_killed_in_flight_originate_fails_once_then_rebuild(make_client):
+    pbx = await _fakepbx_on(0)
+    port = pbx.port
+    pbx.set_phone("SIP/106", "answer", ring_seconds=60)  # rings on: a synchronous Originate stays in flight
+    client = make_client(port, "dashboard", "dashboard-demo")
+    rebuilt = []
+
+    async def rebuild():
+        rebuilt.append(await client.send_list("CoreShowChannels"))
+
+    client.on_login(rebuild)
+    await client.start()
+    await client.wait_until("up", timeout=EVENTUALLY)
+
+    originate = asyncio.create_task(
+        client.send("Originate", {"Channel": "SIP/106", "Application": "Wait", "Data": "600"}, timeout=30)
+    )
+    await eventually(lambda: any(m.get("Action") == "Originate" for m in pbx.actions))
+    await pbx.stop()  # like SIGKILL
+    with pytest.raises(ConnectionLost):
+        await originate
+    await client.wait_until("down", timeout=EVENTUALLY)
+
+    restarted = await _fakepbx_on(port)
+    try:
+        await eventually(lambda: len(rebuilt) == 2 and client.link.state == "up")
+        assert (await client.send("Ping"))["Ping"] == "Pong"
+        originates = [m for p in (pbx, restarted) for m in p.actions if m.get("Action") == "Originate"]
+        assert len(originates) == 1
+        assert rebuilt[1] == []  # the restarted PBX has no calls: the board is rebuilt empty
+    finally:
+        await client.stop()
+        await restarted.stop()
+
+
+async def test_fakepbx_clean_shutdown_is_reported(make_client):
+    pbx = await _fakepbx_on(0)
+    client = make_client(pbx.port, "dashboard", "dashboard-demo")
+    await client.start()
+    await client.wait_until("up", timeout=EVENTUALLY)
+
+    await pbx.shutdown()
+
+    down = await client.wait_until("down", timeout=EVENTUALLY)
+    assert down.detail.startswith("Asterisk is shutting down (Shutdown: Cleanly")
+    await client.stop()
