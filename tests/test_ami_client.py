@@ -301,7 +301,7 @@ async def test_wrong_credentials_are_login_refused_and_retried_slowly(scripted, 
     assert any(r.levelno == logging.ERROR and "Authentication failed" in r.getMessage() for r in caplog.records)
     # It does try again (the second connection accepts any secret).
     await client.wait_until("up", timeout=EVENTUALLY)
-    assert len(server.peers) == 2
+    assert len(server.peers) >= 2
 
 
 def test_backoff_is_capped_jittered_and_exponential():
@@ -487,7 +487,7 @@ async def test_cr_lf_in_a_value_is_refused_before_anything_is_written(scripted, 
 
 
 async def test_sending_while_not_logged_in_raises_not_connected(make_client):
-    client = make_client(free_port())
+    client = make_client(free_port(), reconnect_min=30, reconnect_max=30)  # stays down while we look
     with pytest.raises(NotConnected):
         await client.send("Ping")
     await client.start()
@@ -534,7 +534,7 @@ async def test_in_flight_originate_fails_and_is_never_resent(scripted, make_clie
     assert (await client.send("Ping"))["Ping"] == "Pong"
 
     assert len(server.named("Originate")) == 1
-    assert len(server.peers) == 2
+    assert len(server.peers) >= 2
 
 
 async def _close(peer):
@@ -587,7 +587,7 @@ async def test_core_restart_now_fails_the_in_flight_command_once(scripted, make_
     with pytest.raises(ConnectionLost):
         await client.send("Command", {"Command": "core restart now"})
 
-    await eventually(lambda: len(server.peers) == 2 and client.link.state == "up")
+    await eventually(lambda: len(server.peers) >= 2 and client.link.state == "up")
     assert (await client.send("Ping"))["Ping"] == "Pong"
     assert len(server.named("Command")) == 1
 
@@ -615,7 +615,7 @@ async def test_garbage_bytes_are_a_protocol_error_then_reconnect(scripted, make_
     caplog.set_level(logging.INFO, logger="supervision.ami")
     await client.start()
 
-    await eventually(lambda: len(server.peers) == 2 and client.link.state == "up")
+    await eventually(lambda: len(server.peers) >= 2 and client.link.state == "up")
     protocol_downs = [s for s in client.history if s.state == "down" and "protocol error" in s.detail]
     assert protocol_downs and "malformed line" in protocol_downs[0].detail
     assert any(r.levelno == logging.ERROR and "protocol error" in r.getMessage() for r in caplog.records)
@@ -631,7 +631,7 @@ async def test_an_endless_line_is_a_protocol_error(scripted, make_client):
     client = make_client(server.port)
     await client.start()
 
-    await eventually(lambda: len(server.peers) == 2 and client.link.state == "up")
+    await eventually(lambda: len(server.peers) >= 2 and client.link.state == "up")
     assert any("longer than" in s.detail for s in client.history if s.state == "down")
 
 
@@ -664,7 +664,7 @@ async def test_peer_closing_mid_frame_fails_the_action_in_flight(scripted, make_
 
     with pytest.raises(ConnectionLost, match="middle of a message"):
         await client.send_list("CoreShowChannels")
-    await eventually(lambda: len(server.peers) == 2 and client.link.state == "up")
+    await eventually(lambda: len(server.peers) >= 2 and client.link.state == "up")
     assert len(server.named("CoreShowChannels")) == 1
 
 
@@ -676,7 +676,7 @@ async def test_silent_peer_without_banner(scripted, make_client):
     client = make_client(server.port, action_timeout=0.3)
     await client.start()
 
-    await eventually(lambda: len(server.peers) == 2 and client.link.state == "up")
+    await eventually(lambda: len(server.peers) >= 2 and client.link.state == "up")
     assert any("no AMI banner" in s.detail for s in client.history if s.state == "down")
 
 
@@ -691,7 +691,7 @@ async def test_peer_that_stops_answering_ping_is_dropped(scripted, make_client, 
     caplog.set_level(logging.INFO, logger="supervision.ami")
     await client.start()
 
-    await eventually(lambda: len(server.peers) == 2 and client.link.state == "up")
+    await eventually(lambda: len(server.peers) >= 2 and client.link.state == "up")
     assert any("no answer to Ping" in s.detail for s in client.history if s.state == "down")
     assert any("stopped answering Ping" in r.getMessage() for r in caplog.records)
 
@@ -706,7 +706,7 @@ async def test_login_unanswered_then_reconnect(scripted, make_client):
     client = make_client(server.port, action_timeout=0.3)
     await client.start()
 
-    await eventually(lambda: len(server.peers) == 2 and client.link.state == "up")
+    await eventually(lambda: len(server.peers) >= 2 and client.link.state == "up")
     assert any("no answer to the login" in s.detail for s in client.history if s.state == "down")
 
 
