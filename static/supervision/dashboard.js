@@ -83,7 +83,7 @@
       case "spy.status":
         sessions.set(message.target, message);
         if (state) render();
-        announce(message.text);
+        announce(message.text, message.target);
         break;
       case "monitored":
         showMonitored(message);
@@ -225,7 +225,7 @@
   function nameOfDevice(channelName) {
     const device = channelName.slice(0, channelName.lastIndexOf("-"));
     for (const card of cards.values()) {
-      if (card.person.extensions.some((e) => e.device === device)) return card.own ? L.my_phone : card.person.name;
+      if (card.person.extensions.some((e) => e.device === device)) return card.person.name;
     }
     return device;
   }
