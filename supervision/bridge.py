@@ -1,14 +1,19 @@
 """The bridge: the one AMI connection per PBX, the call board, and the channel layer.
 
-It turns AMI events into board diffs for every dashboard (group `supervision.board`), answers
-snapshot requests and runs browser commands (channel `supervision.bridge`) through handlers that
-other modules register. However many browsers are open, there is one AMI session.
+It turns AMI events into board diffs, answers snapshot requests and runs browser commands
+(channel `supervision.bridge`) through handlers that other modules register. However many browsers
+are open, there is one AMI session.
+
+Diffs go to one group per phone (`device_group(device)`), not to every dashboard: a socket joins
+the groups of the phones its user may see, so 200 dashboards of 5 trainees each cost the server
+one delivery per interested socket, not 200 per event; link changes go to `supervision.board`.
 
 Everything the bridge publishes leaves through one outbound queue, so a consumer sees diffs,
 link changes and its snapshot in the order the board produced them.
 """
 
 import asyncio
+import hashlib
 import importlib
 import inspect
 import logging
@@ -23,13 +28,22 @@ logger = logging.getLogger(__name__)
 BOARD_GROUP = "supervision.board"
 BRIDGE_CHANNEL = "supervision.bridge"
 # Modules that plug command handlers in: each has `install(bridge)`.
-COMMAND_MODULES = ["supervision.monitoring"]
+COMMAND_MODULES = ["supervision.monitoring", "supervision.cti"]
 
 # What the board was rebuilt from after the last login.
 RESYNC_PENDING = "pending"
 RESYNC_DONE = "done"
 RESYNC_NOT_PERMITTED = "not_permitted"
 RESYNC_FAILED = "failed"
+
+
+def device_group(device):
+    """The group of one phone's diffs (group names allow only ASCII letters, digits, - _ .)."""
+    return "supervision.device." + hashlib.sha1(device.encode()).hexdigest()[:24]
+
+
+def diff_device(diff):
+    return diff["channel"]["device"] if diff["op"] == "upsert" else diff["device"]
 
 
 def user_group(user_id):
@@ -75,6 +89,7 @@ class Bridge:
         self.event_listeners = []
         self.resync = RESYNC_PENDING
         self.resync_detail = ""
+        self._device_seq = {}  # device -> seq of its last diff (sockets detect a lost message)
         self._outbox = asyncio.Queue()
         self._tasks = set()
         self._publisher = None
@@ -160,7 +175,7 @@ class Bridge:
             logger.exception("%s: the board could not apply %s", self.name, msg.event)
             diffs = []
         if diffs:
-            self._queue_group(BOARD_GROUP, {"type": "board.diff", "seq": self.board.seq, "diffs": diffs})
+            self._queue_diffs(diffs)
         for listener in self.event_listeners:
             try:
                 result = listener(msg)
@@ -212,10 +227,24 @@ class Bridge:
         self.resync = RESYNC_DONE
         self.resync_detail = ""
         if diffs:
-            self._queue_group(BOARD_GROUP, {"type": "board.diff", "seq": self.board.seq, "diffs": diffs})
+            self._queue_diffs(diffs)
         self._publish_link()
 
     # --- channel layer side --------------------------------------------------------------------
+
+    def _queue_diffs(self, diffs):
+        """One message per phone touched; `prev` is that phone's previous diff seq."""
+        seq = self.board.seq
+        by_device = {}
+        for diff in diffs:
+            by_device.setdefault(diff_device(diff), []).append(diff)
+        for device, device_diffs in by_device.items():
+            prev = self._device_seq.get(device, 0)
+            self._device_seq[device] = seq
+            self._queue_group(
+                device_group(device),
+                {"type": "board.diff", "seq": seq, "prev": prev, "device": device, "diffs": device_diffs},
+            )
 
     def _queue_group(self, group, message):
         self._outbox.put_nowait(("group", group, message))

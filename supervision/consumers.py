@@ -1,9 +1,9 @@
 """The browser's WebSocket: one authenticated dashboard.
 
-On connect it works out what its user may see, asks the bridge for a snapshot and then forwards
-board diffs, filtered here on the server: a phone outside the user's view never reaches the
-browser, not even as a diff. Diffs that arrive before the snapshot are buffered; those the snapshot
-already holds (seq <= snapshot seq) are dropped. Browser commands are checked for shape only and
+On connect it works out what its user may see, joins the diff groups of exactly those phones, asks
+the bridge for a snapshot and then forwards diffs (filtered once more here): a phone outside the
+user's view never reaches the browser, not even as a diff. Diffs that arrive before the snapshot
+are buffered; those the snapshot already holds (seq <= snapshot seq) are dropped. Browser commands are checked for shape only and
 forwarded to the bridge, which checks rights and records them.
 """
 
@@ -20,7 +20,7 @@ from django.utils.translation.trans_real import parse_accept_lang_header
 from django.utils.translation import gettext as _
 
 from supervision import audience
-from supervision.bridge import BOARD_GROUP, BRIDGE_CHANNEL, user_group
+from supervision.bridge import BOARD_GROUP, BRIDGE_CHANNEL, device_group, user_group
 
 logger = logging.getLogger(__name__)
 
@@ -83,12 +83,14 @@ class DashboardConsumer(AsyncWebsocketConsumer):
         self.language = self._language()
         self.view = await database_sync_to_async(audience.build_view)(self.user)
         self.snapshot_seq = None  # None while waiting for the bridge's snapshot
-        self.last_seq = None
+        self.device_seq = {}  # device -> seq of the last diff forwarded for it
         self.pending_diffs = []
         self.link = None
         self.user_group = user_group(self.user.pk)
+        self.joined_devices = set()
         await self.channel_layer.group_add(BOARD_GROUP, self.channel_name)
         await self.channel_layer.group_add(self.user_group, self.channel_name)
+        await self._follow_devices(self.view.devices)
         await self.accept()
         self.snapshot_wait = None
         self.timers = [
@@ -119,6 +121,15 @@ class DashboardConsumer(AsyncWebsocketConsumer):
         if hasattr(self, "user_group"):
             await self.channel_layer.group_discard(BOARD_GROUP, self.channel_name)
             await self.channel_layer.group_discard(self.user_group, self.channel_name)
+            await self._follow_devices(frozenset())
+
+    async def _follow_devices(self, devices):
+        """Be in the diff group of each visible phone, and of no other."""
+        for device in self.joined_devices - devices:
+            await self.channel_layer.group_discard(device_group(device), self.channel_name)
+        for device in devices - self.joined_devices:
+            await self.channel_layer.group_add(device_group(device), self.channel_name)
+        self.joined_devices = set(devices)
 
     # --- snapshot and diffs ----------------------------------------------------------------------
 
@@ -149,7 +160,8 @@ class DashboardConsumer(AsyncWebsocketConsumer):
         if self.snapshot_seq is not None:
             return  # a late answer to an earlier request: the first one already counted
         seq = event["seq"]
-        self.snapshot_seq = self.last_seq = seq
+        self.snapshot_seq = seq
+        self.device_seq = {}
         self.link = event.get("link")
         await self.send_json(
             {
@@ -169,15 +181,16 @@ class DashboardConsumer(AsyncWebsocketConsumer):
         if self.snapshot_seq is None:
             self.pending_diffs.append(event)
             return
-        seq = event["seq"]
-        if seq <= self.last_seq:
-            return  # the snapshot (or an earlier diff) already holds it
-        if seq != self.last_seq + 1:
-            # A diff went missing (a full channel dropped it): start again from a fresh snapshot.
-            logger.info("dashboard of user %s missed diffs %s..%s; resyncing", self.user.pk, self.last_seq + 1, seq - 1)
+        seq, device = event["seq"], event.get("device")
+        if seq <= self.snapshot_seq:
+            return  # the snapshot already holds it
+        prev = event.get("prev", 0)
+        if prev > self.snapshot_seq and self.device_seq.get(device) != prev:
+            # This phone's previous diff never came (a full channel dropped it): start again.
+            logger.info("dashboard of user %s missed diff %s of %s; resyncing", self.user.pk, prev, device)
             await self.request_snapshot()
             return
-        self.last_seq = seq
+        self.device_seq[device] = seq
         diffs = audience.filter_diffs(event["diffs"], self.view.devices)
         if diffs:
             await self.send_json({"type": "diff", "seq": seq, "diffs": diffs})
@@ -197,6 +210,7 @@ class DashboardConsumer(AsyncWebsocketConsumer):
         view = await database_sync_to_async(audience.build_view)(self.user)
         if view != self.view:
             self.view = view
+            await self._follow_devices(view.devices)
             await self.request_snapshot()
 
     # --- timers ----------------------------------------------------------------------------------
@@ -260,6 +274,7 @@ class DashboardConsumer(AsyncWebsocketConsumer):
 
     async def refresh_view_and_snapshot(self):
         self.view = await database_sync_to_async(audience.build_view)(self.user)
+        await self._follow_devices(self.view.devices)
         await self.request_snapshot()
 
     async def send_error(self, code, message):

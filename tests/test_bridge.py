@@ -8,7 +8,7 @@ import pytest
 
 from supervision import bridge as bridge_module
 from supervision.board import apply_diffs
-from supervision.bridge import BOARD_GROUP, BRIDGE_CHANNEL, Bridge, user_group
+from supervision.bridge import BOARD_GROUP, BRIDGE_CHANNEL, Bridge, device_group, user_group
 from supervision.bridge_host import build_bridge
 from tests.live_stack import channel_layer, live_bridge, wait_for  # noqa: F401
 
@@ -37,29 +37,33 @@ async def ask_snapshot(layer, channel):
 
 async def test_snapshot_plus_diffs_equals_a_fresh_snapshot(live_bridge):
     layer = live_bridge.layer
-    watcher = await listen(layer, BOARD_GROUP)
+    followed = {"SIP/101", "SIP/trunk"}  # the trainee's phone and the customer's leg
+    watcher = await listen(layer, BOARD_GROUP, *(device_group(d) for d in followed))
     first = await ask_snapshot(layer, watcher)
     assert first["channels"] == []
     assert first["link"]["state"] == "up"
 
     name = await live_bridge.pbx.inbound_call("SIP/101", caller_num="5550001", caller_name="Customer One")
-    channels, seq = first["channels"], first["seq"]
-    while not any(c["name"] == name and c["state"] == "up" for c in channels):
-        diff = await next_message(layer, watcher, "board.diff")
-        assert diff["seq"] == seq + 1  # one message per board change, in order
-        seq = diff["seq"]
-        channels = apply_diffs(channels, diff["diffs"])
+    channels, seq, last_of = first["channels"], first["seq"], {}
 
+    def apply(message):
+        nonlocal channels, seq
+        assert message["seq"] >= seq  # in board order (one change may touch two phones)
+        assert message["prev"] == last_of.get(message["device"], 0)  # nothing lost for this phone
+        assert {d["channel"]["device"] if d["op"] == "upsert" else d["device"] for d in message["diffs"]} == {message["device"]}
+        seq = last_of[message["device"]] = message["seq"]
+        channels = apply_diffs(channels, message["diffs"])
+
+    while not any(c["name"] == name and c["state"] == "up" for c in channels):
+        apply(await next_message(layer, watcher, "board.diff"))
     # Everything queued before the snapshot reaches this channel before it (one outbound queue).
     await layer.send(BRIDGE_CHANNEL, {"type": "bridge.snapshot", "reply_to": watcher})
     while (message := await layer.receive(watcher))["type"] != "board.snapshot":
         if message["type"] == "board.diff":
-            assert message["seq"] == seq + 1
-            seq = message["seq"]
-            channels = apply_diffs(channels, message["diffs"])
-    fresh = message
-    assert fresh["seq"] == seq
-    assert sorted(fresh["channels"], key=lambda c: c["name"]) == sorted(channels, key=lambda c: c["name"])
+            apply(message)
+    fresh = [c for c in message["channels"] if c["device"] in followed]
+    assert message["seq"] >= seq
+    assert sorted(fresh, key=lambda c: c["name"]) == sorted(channels, key=lambda c: c["name"])
     assert any(c["connected_num"] == "5550001" for c in channels if c["device"] == "SIP/101")
 
 
@@ -90,7 +94,7 @@ async def test_coreshowchannels_refused_is_said_and_events_still_flow(channel_la
     pbx = FakePBX(port=0, users={"dashboard": {"secret": "dashboard-demo", "read": "call", "write": "originate"}})
     await pbx.start()
     bridge = build_bridge(channel_layer, port=pbx.port, command_modules=())
-    watcher = await listen(channel_layer, BOARD_GROUP)
+    watcher = await listen(channel_layer, BOARD_GROUP, device_group("SIP/103"))
     await bridge.start()
     try:
         await bridge.client.wait_until("up", timeout=5)
@@ -225,8 +229,7 @@ async def test_the_ami_bridge_command_serves_web_servers_through_redis(redis_url
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     layer = RedisChannelLayer(hosts=[redis_url], prefix=prefix)
     try:
-        watcher = await layer.new_channel()
-        await layer.group_add(BOARD_GROUP, watcher)
+        watcher = await listen(layer, BOARD_GROUP, device_group("SIP/101"))
         async with asyncio.timeout(20):
             while pbx.sessions != 1:
                 await asyncio.sleep(0.05)

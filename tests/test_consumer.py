@@ -8,7 +8,7 @@ from channels.db import database_sync_to_async
 
 from accounts.demo import seed_demo_roster
 from supervision import consumers
-from supervision.bridge import BOARD_GROUP, BRIDGE_CHANNEL, user_group
+from supervision.bridge import BRIDGE_CHANNEL, device_group, user_group
 from tests.live_stack import (  # noqa: F401
     channel_layer,
     devices_in,
@@ -149,12 +149,16 @@ async def test_diffs_before_the_snapshot_are_buffered_and_old_ones_dropped(chann
     request = await channel_layer.receive(BRIDGE_CHANNEL)
     assert request["type"] == "bridge.snapshot"
 
-    def call(seq, device, state="up"):
+    async def publish(seq, prev, device, state="up"):
         name = f"{device}-0000000{seq}"
-        return {"type": "board.diff", "seq": seq, "diffs": [{"op": "upsert", "channel": {"name": name, "device": device, "state": state}}]}
+        await channel_layer.group_send(
+            device_group(device),
+            {"type": "board.diff", "seq": seq, "prev": prev, "device": device,
+             "diffs": [{"op": "upsert", "channel": {"name": name, "device": device, "state": state}}]},
+        )
 
-    await channel_layer.group_send(BOARD_GROUP, call(5, "SIP/101"))  # already in the snapshot
-    await channel_layer.group_send(BOARD_GROUP, call(6, "SIP/102"))  # newer than the snapshot
+    await publish(5, 0, "SIP/101")  # already in the snapshot
+    await publish(6, 0, "SIP/102")  # newer than the snapshot
     await channel_layer.send(
         request["reply_to"],
         {"type": "board.snapshot", "seq": 5, "now": 1.0, "link": {"state": "up"},
@@ -166,8 +170,10 @@ async def test_diffs_before_the_snapshot_are_buffered_and_old_ones_dropped(chann
     diff = (await receive_until(socket, is_type("diff")))[-1]
     assert diff["seq"] == 6 and diff["diffs"][0]["channel"]["device"] == "SIP/102"
 
-    # A gap in the sequence (a diff lost on a full channel): the consumer asks for a new snapshot.
-    await channel_layer.group_send(BOARD_GROUP, call(9, "SIP/103"))
+    await publish(7, 6, "SIP/102")  # follows the one it got: forwarded
+    assert (await receive_until(socket, is_type("diff")))[-1]["seq"] == 7
+    # SIP/103's diff 8 never came (a full channel dropped it): the consumer asks for a new snapshot.
+    await publish(9, 8, "SIP/103")
     again = await channel_layer.receive(BRIDGE_CHANNEL)
     assert again == {"type": "bridge.snapshot", "reply_to": request["reply_to"]}
     await socket.disconnect()
