@@ -13,7 +13,7 @@ production.
 
 from dataclasses import dataclass, field
 
-from django.contrib.auth.hashers import make_password
+from django.contrib.auth.hashers import get_hasher, make_password
 from django.db import transaction
 
 from .models import Extension, PhonePreset, Role, Technology, User
@@ -39,11 +39,12 @@ _HASHES = {}
 
 
 def _password_hash(password):
-    # One hash per password per process: seeding the demo again (as every test using it does)
-    # must not pay the full key-stretching cost eight times over.
-    if password not in _HASHES:
-        _HASHES[password] = make_password(password)
-    return _HASHES[password]
+    # One hash per password (and hasher) per process: seeding the demo again, as every test using
+    # it does, must not pay the full key-stretching cost eight times over.
+    key = (password, get_hasher().algorithm)
+    if key not in _HASHES:
+        _HASHES[key] = make_password(password)
+    return _HASHES[key]
 
 
 @dataclass

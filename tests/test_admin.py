@@ -8,6 +8,12 @@ from accounts.models import Extension, Role, User
 USERS = "/admin/accounts/user/"
 
 
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings):
+    # admin_client makes a fresh superuser for every test; the real key stretching is not under test here.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 def names_in_changelist(response):
     return {user.username for user in response.context["cl"].result_list}
 
