@@ -105,3 +105,74 @@ def switch_dtmf(spy_channel, mode):
     if mode not in SWITCH_DIGITS:
         raise UnsafeValue(f"unknown spy mode: {mode!r}")
     return [("Channel", check_channel(spy_channel)), ("Digit", SWITCH_DIGITS[mode]), ("Receive", "true")]
+
+
+# --- the article's other Originate moves: pickup, click-to-call, playback ----------------------
+
+# What a person may type into the dial box: digits, `+`, `*`, `#` (1..32). Nothing that could
+# leave Exten (no letters: `_X.` patterns, `@context`), split a header or end a frame.
+DIAL_NUMBER_RE = re.compile(r"[0-9+*#]{1,32}")
+# A sound file as Playback wants it: absolute, no extension, plain path segments only.
+SOUND_PATH_RE = re.compile(r"(/[A-Za-z0-9_-]+)+")
+
+
+def check_number(number):
+    if not isinstance(number, str) or not DIAL_NUMBER_RE.fullmatch(number):
+        raise UnsafeValue(f"not a dialable number: {number!r}")
+    return number
+
+
+def check_sound_path(path, root):
+    """`path` must be a plain file path strictly under `root` (no `..`, no extension, no commas)."""
+    root = root.rstrip("/")
+    if not isinstance(path, str) or len(path) > 200 or not SOUND_PATH_RE.fullmatch(path):
+        raise UnsafeValue(f"not a sound file path: {path!r}")
+    if not SOUND_PATH_RE.fullmatch(root) or not path.startswith(root + "/"):
+        raise UnsafeValue(f"sound file outside {root}: {path!r}")
+    return path
+
+
+def _own_phone(extension, action_id):
+    """The Originate fields every move shares: ring the user's own phone, then the rest."""
+    return [("Channel", _check_plain(extension.dial_string, "dial string"))], (
+        [("ActionID", _check_plain(action_id, "ActionID"))] if action_id is not None else []
+    ) + [("Variable", value) for value in extension.autoanswer_variables()]
+
+
+def pickup_originate(picker_extension, ringing_channel_name, *, action_id=None):
+    """The article's pickup: the picker's phone (auto-answered) runs PickupChan on the exact
+    ringing channel (`asterisk20-sip-ringing-pickupchan`: `CallerID: Pickup <104>`)."""
+    head, tail = _own_phone(picker_extension, action_id)
+    resource = _check_plain(picker_extension.resource, "resource")
+    return head + [
+        ("Application", "PickupChan"),
+        ("Data", check_channel(ringing_channel_name)),
+        ("CallerID", f"Pickup <{resource}>"),
+        ("Async", "true"),
+    ] + tail
+
+
+def dial_originate(extension, number, *, context, action_id=None):
+    """Click-to-call (the article's first example): the user's phone answers by itself, then the
+    call goes to `number` in `context`, priority 1. The CallerID is the user's own number: it is
+    what the called party sees."""
+    head, tail = _own_phone(extension, action_id)
+    resource = _check_plain(extension.resource, "resource")
+    return head + [
+        ("Context", _check_plain(context, "context")),
+        ("Exten", check_number(number)),
+        ("Priority", "1"),
+        ("CallerID", f"{resource} <{resource}>"),
+        ("Async", "true"),
+    ] + tail
+
+
+def playback_originate(extension, sound_path, *, root, action_id=None):
+    """A training recording played to the user's phone: Playback of the file without extension."""
+    head, tail = _own_phone(extension, action_id)
+    return head + [
+        ("Application", "Playback"),
+        ("Data", check_sound_path(sound_path, root)),
+        ("CallerID", "Playback"),
+        ("Async", "true"),
+    ] + tail

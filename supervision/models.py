@@ -1,6 +1,10 @@
-"""The audit trail of every monitoring attempt (and the permissions that gate each mode)."""
+"""The audit trail of every monitoring attempt (and the permissions that gate each mode), and the
+training library played to phones."""
+
+import re
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -123,3 +127,80 @@ class MonitoringSession(models.Model):
         if self.answered_at and self.ended_at:
             return self.ended_at - self.answered_at
         return None
+
+
+# --- the training library --------------------------------------------------------------------
+
+RECORDING_PATH_CHARS = re.compile(r"[A-Za-z0-9_/-]+")
+
+
+def validate_recording_path(value):
+    """A sound file as Asterisk's Playback sees it: an absolute path strictly under
+    settings.RECORDINGS_ROOT, without the extension, made of letters, digits, `_`, `-` and `/`.
+    Each refusal says why; the Originate builder checks the same again before sending."""
+    root = settings.RECORDINGS_ROOT.rstrip("/")
+    if ".." in value:
+        raise ValidationError(_("“..” is not allowed in a recording's path."), code="parent")
+    if not RECORDING_PATH_CHARS.fullmatch(value):
+        raise ValidationError(
+            _("Only letters, digits, _ - and / are allowed (no spaces, dots or file extension: Playback adds it)."),
+            code="chars",
+        )
+    if not value.startswith(root + "/") or value.endswith("/") or "//" in value:
+        raise ValidationError(
+            _("The file must be under %(root)s/, e.g. %(root)s/lesson-1.") % {"root": root}, code="outside_root"
+        )
+
+
+class Sharing(models.TextChoices):
+    PRIVATE = "private", _("only me")
+    TRAINEES = "trainees", _("my trainees")
+    EVERYONE = "everyone", _("everyone")
+
+
+class RecordingQuerySet(models.QuerySet):
+    def playable_by(self, user):
+        """What `user` may play to his phone: his own, his curator's shared with trainees, and
+        everything shared with everyone (admins: all)."""
+        if user is None or not user.is_active:
+            return self.none()
+        if user.role == "admin" or user.is_superuser:
+            return self.all()
+        shared = models.Q(owner=user) | models.Q(sharing=Sharing.EVERYONE)
+        if user.curator_id:
+            shared |= models.Q(owner_id=user.curator_id, sharing=Sharing.TRAINEES)
+        return self.filter(shared)
+
+
+class Recording(models.Model):
+    """A training recording a curator shares: played to a phone with the article's Playback."""
+
+    title = models.CharField(_("title"), max_length=120)
+    description = models.TextField(_("description"), blank=True)
+    path = models.CharField(
+        _("sound file"), max_length=200, validators=[validate_recording_path],
+        help_text=_("as Asterisk sees it, without the extension, e.g. /var/lib/asterisk/sounds/training/lesson-1"),
+    )
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, verbose_name=_("owner"), on_delete=models.CASCADE, related_name="recordings",
+    )
+    sharing = models.CharField(_("shared with"), max_length=16, choices=Sharing.choices, default=Sharing.TRAINEES)
+    created_at = models.DateTimeField(_("added"), auto_now_add=True)
+
+    objects = RecordingQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["title", "pk"]
+        verbose_name = _("training recording")
+        verbose_name_plural = _("training recordings")
+
+    def __str__(self):
+        return self.title
+
+    def clean(self):
+        super().clean()
+        if self.owner_id is not None and self.owner.role not in ("curator", "admin"):
+            raise ValidationError({"owner": _("Only curators and admins add recordings.")})
+
+    def playable_by(self, user):
+        return Recording.objects.playable_by(user).filter(pk=self.pk).exists()

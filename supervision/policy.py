@@ -12,7 +12,8 @@ the default groups hold, so an admin can take e.g. `barge` away from Curators):
 - a trainee may only listen, and only to his own curator;
 - nobody spies on his own calls; an extension marked not monitorable is never spied on;
 - pickup: one's own ringing phone, a curator also his trainees' (admin: anyone's);
-- dial and playback ring one's own phone only.
+- dial and playback ring one's own phone only;
+- playback: only a recording shared with the user (`Recording.objects.playable_by`).
 """
 
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from django.db.models import Q
 from django.utils.translation import gettext as _
 
 from accounts.models import Extension, Role, User
+from supervision.models import Recording
 
 MODES = ("listen", "whisper", "barge")
 ACTIONS = MODES + ("pickup", "dial", "playback")
@@ -98,8 +100,17 @@ def can(user, action, target):
         if extension is None:
             return _deny("not_found", _("That phone does not exist (any more)."))
         owner = extension.user
+    elif isinstance(target, Recording):
+        extension = owner = None
+        if action != "playback":
+            return _deny("unknown_action", _("Unknown action."))
+        recording = Recording.objects.filter(pk=target.pk).first()
+        if recording is None:
+            return _deny("not_found", _("That recording does not exist (any more)."))
+        if not recording.playable_by(user):
+            return _deny("not_shared", _("“%(title)s” is not shared with you.") % {"title": recording.title})
     else:
-        # A non-phone target (a training recording for playback): only the permission counts.
+        # Any other target (the number typed into the dial box): only the permission counts.
         extension = owner = None
     if extension is not None:
         if action in MODES and owner.pk == user.pk:

@@ -520,9 +520,19 @@ class Switch:
 
     async def _inbound_run(self, customer, agent, phone, answer, talk_seconds):
         if not answer or phone.behaviour in ("noanswer", "busy", "congestion", "unregistered", "unreachable"):
-            outcome, _ = await self._wait_ringing(agent, None, 30.0)
+            outcome, picker = await self._wait_ringing(agent, None, 30.0)
         else:
-            outcome, _ = await self._wait_ringing(agent, phone.ring_seconds, 3600.0)
+            outcome, picker = await self._wait_ringing(agent, phone.ring_seconds, 3600.0)
+        if outcome == "pickup" and customer.alive:
+            # PickupChan took the call: the rung leg goes ("Answered elsewhere", as in the capture)
+            # and the customer talks to the picker's channel.
+            self.hangup(agent, 26)
+            self.set_state(customer, 6)
+            self.join_bridge([customer, picker])
+            if talk_seconds is not None:
+                await asyncio.sleep(talk_seconds)
+                self.hangup(customer)
+            return
         if outcome == "pickup" or not customer.alive:
             return
         if outcome != "answer":
