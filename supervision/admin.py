@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from supervision.models import MonitoringSession
+from supervision.models import MonitoringSession, Recording
 
 
 @admin.register(MonitoringSession)
@@ -23,3 +23,16 @@ class MonitoringSessionAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+@admin.register(Recording)
+class RecordingAdmin(admin.ModelAdmin):
+    """Training recordings; the path is validated by the model (under RECORDINGS_ROOT, no `..`)."""
+
+    list_display = ["title", "owner", "sharing", "path", "created_at"]
+    list_filter = ["sharing", "owner"]
+    search_fields = ["title", "description", "path", "owner__username"]
+    raw_id_fields = ["owner"]
+
+    def get_changeform_initial_data(self, request):
+        return {"owner": request.user.pk, **super().get_changeform_initial_data(request)}
