@@ -18,7 +18,7 @@ def dashboard_labels():
         "listen": _("Listen"),
         "whisper": _("Whisper"),
         "barge": _("Barge"),
-        "pickup": _("Answer on my phone"),
+        "pickup": _("Answer here"),
         "stop": _("Stop"),
         "switch_to": _("Switch to"),
         "link_connecting": _("Connecting to the PBX…"),

@@ -88,6 +88,12 @@
       case "monitored":
         showMonitored(message);
         break;
+      case "call.status":
+        // Pickup results go on the ringing card; click-to-call (and playback) results by the dial box.
+        if (message.kind === "pickup") announce(message.text, message.target);
+        else if ($("dial-status")) $("dial-status").textContent = message.text;
+        else announce(message.text);
+        break;
       case "error":
         announce((L.error + ": ") + (message.message || message.code), message.target);
         break;
@@ -163,10 +169,11 @@
         buttons[mode].addEventListener("click", () => press(card, mode));
         actions.append(buttons[mode]);
       }
-      buttons.pickup = el("button", { type: "button", class: "secondary", "data-action": "pickup", hidden: "" }, L.pickup);
-      buttons.pickup.addEventListener("click", () => card.live && send({ type: "pickup", target: card.live.extension.id }));
-      actions.append(buttons.pickup);
     }
+    // "Answer here" (PickupChan to my own phone): on my own ringing call too, as in the article.
+    buttons.pickup = el("button", { type: "button", class: "secondary", "data-action": "pickup", hidden: "" }, L.pickup);
+    buttons.pickup.addEventListener("click", () => card.live && send({ type: "pickup", target: card.live.extension.id }));
+    actions.append(buttons.pickup);
     const stop = el("button", { type: "button", class: "stop", hidden: "" }, L.stop);
     stop.addEventListener("click", () => card.session && send({ type: "spy.stop", session: card.session.session }));
     actions.append(stop);
@@ -300,5 +307,17 @@
   }
 
   setInterval(() => { if (state) for (const card of cards.values()) tickCard(card); }, 1000);
+
+  // Click-to-call: the server validates the number again and answers with call.status.
+  const dialForm = $("dial-form");
+  if (dialForm) {
+    dialForm.addEventListener("submit", (event) => {
+      event.preventDefault();
+      const number = $("dial-number").value.trim();
+      if (!number) return;
+      $("dial-status").textContent = "";
+      send({ type: "dial", number });
+    });
+  }
   connect();
 })();

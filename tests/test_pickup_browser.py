@@ -1,0 +1,47 @@
+"""End to end in Chromium: a call rings on a trainee's phone, his page shows "Answer here", he
+presses it and the simulated PBX shows the call taken by his own phone (PickupChan)."""
+
+import pytest
+
+from tests.test_dashboard_browser import (  # noqa: F401 - fixtures
+    browser_page,
+    dashboard_server,
+    log_in,
+    pbx_thread,
+    server_database,
+)
+
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(120)]
+
+OWN_CARD = "article.card.own"
+
+
+def test_a_trainee_answers_his_ringing_call_from_the_page(dashboard_server, pbx_thread, browser_page):
+    page = browser_page
+    log_in(page, dashboard_server, "ivanov", "demo-ivanov")
+    page.wait_for_selector("#link-state[data-state=up]")
+    pbx_thread.call(lambda pbx: pbx.set_phone("SIP/101", "answer", ring_seconds=0))  # his headset answers
+    assert page.locator(f"{OWN_CARD} button[data-action=pickup]").is_hidden()
+
+    ringing = pbx_thread.call(lambda pbx: pbx.inbound_call("SIP/101", caller_num="5550142", answer=False))
+    page.wait_for_selector(f"{OWN_CARD}[data-state=ringing]")
+    button = page.locator(f"{OWN_CARD} button[data-action=pickup]")
+    button.wait_for(state="visible")
+    assert button.inner_text() == "Answer here"
+
+    button.click()
+    page.wait_for_selector(f"{OWN_CARD} .status:has-text('You answered Dmitry Ivanov')")
+    page.wait_for_selector(f"{OWN_CARD}[data-state=in_call]")
+    assert button.is_hidden()  # only while the phone rings
+
+    [originate] = pbx_thread.call(lambda pbx: [a.as_dict() for a in pbx.actions if a.get("Action") == "Originate"])
+    assert (originate["Channel"], originate["Application"], originate["Data"]) == ("SIP/101", "PickupChan", ringing)
+
+    def call_of_the_phone(pbx):
+        """The ringing leg is gone; his phone's new channel is bridged with the customer."""
+        legs = [c for c in pbx.switch.channels.values() if c.device == "SIP/101"]
+        return [(c.name, c.state, sorted(p.name.split("-")[0] for p in c.bridge.channels) if c.bridge else None)
+                for c in legs]
+
+    [(name, state, bridged)] = pbx_thread.call(call_of_the_phone)
+    assert name != ringing and state == 6 and bridged == ["SIP/101", "SIP/trunk"]
