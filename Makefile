@@ -22,7 +22,7 @@ run: $(STAMP)
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py seed_demo
 	@echo "Starting the simulated PBX (demo call-centre day) on 127.0.0.1:$(AMI_PORT) and the dashboard on http://$(HOST):$(PORT)/"
-	@$(PY) manage.py fakepbx --host 127.0.0.1 --port $(AMI_PORT) --scenario demo & pbx=$$!; \
+	@$(PY) manage.py fakepbx --host 127.0.0.1 --port $(AMI_PORT) --scenario demo --ring-seconds 6 & pbx=$$!; \
 	  trap 'kill $$pbx 2>/dev/null' EXIT INT TERM; \
 	  $(VENV)/bin/daphne -b $(HOST) -p $(PORT) supervision.asgi:application
 

@@ -45,3 +45,37 @@ def test_a_trainee_answers_his_ringing_call_from_the_page(dashboard_server, pbx_
 
     [(name, state, bridged)] = pbx_thread.call(call_of_the_phone)
     assert name != ringing and state == 6 and bridged == ["SIP/101", "SIP/trunk"]
+
+
+def test_the_dial_box_and_the_library_play_from_the_page(dashboard_server, pbx_thread, browser_page):
+    """The other two moves from the same pages: a number typed into the dial box, a recording a
+    curator added and shared, played to the trainee's phone."""
+    page = browser_page
+    log_in(page, dashboard_server, "petrova", "demo-petrova")
+    page.goto(dashboard_server + "/library/")
+    page.fill("#id_title", "Handling objections")
+    page.fill("#id_path", "/var/lib/asterisk/sounds/training/objections")
+    page.select_option("#id_sharing", "trainees")
+    page.click("form.recording-form button[type=submit]")
+    page.wait_for_selector("text=“Handling objections” was added to the library.")
+    page.click("form.inline button.link")  # log out
+
+    log_in(page, dashboard_server, "ivanov", "demo-ivanov")
+    page.wait_for_selector("#link-state[data-state=up]")
+    pbx_thread.call(lambda pbx: pbx.set_phone("SIP/101", "answer", ring_seconds=0))
+    page.fill("#dial-number", "5551234")
+    page.click("#dial-form button[type=submit]")
+    page.wait_for_selector("#dial-status:has-text('Your phone answered; calling 5551234.')")
+
+    page.goto(dashboard_server + "/library/")
+    play = page.locator("article.card:has-text('Handling objections') button.play")
+    play.wait_for(state="visible")
+    page.wait_for_function("!document.querySelector('button.play').disabled")
+    play.click()
+    page.wait_for_selector("article.card:has-text('Handling objections') .status:has-text('Finished playing')")
+
+    originates = pbx_thread.call(lambda pbx: [a.as_dict() for a in pbx.actions if a.get("Action") == "Originate"])
+    assert [(o["Channel"], o.get("Exten"), o.get("Application"), o.get("Data")) for o in originates] == [
+        ("SIP/101", "5551234", None, None),
+        ("SIP/101", None, "Playback", "/var/lib/asterisk/sounds/training/objections"),
+    ]
