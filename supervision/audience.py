@@ -2,11 +2,22 @@
 that keeps every other phone's calls off his WebSocket.
 
 `build_view(user)` reads the roster (database); `filter_channels` / `filter_diffs` are pure.
+Saving or deleting a user or an extension tells every open dashboard to look again
+(`roster.changed` on the board group), so a reassigned trainee's calls leave the old team's pages.
 """
 
+import logging
 from dataclasses import dataclass, field
 
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.db import transaction
+from django.db.models.signals import post_delete, post_save
+
+from accounts.models import Extension, User
 from supervision import policy
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -63,3 +74,21 @@ def filter_diffs(diffs, devices):
         elif diff.get("device") in devices:
             kept.append(diff)
     return kept
+
+
+def announce_roster_change(**_kwargs):
+    transaction.on_commit(_send_roster_changed)
+
+
+def _send_roster_changed():
+    from supervision.bridge import BOARD_GROUP
+
+    try:
+        async_to_sync(get_channel_layer().group_send)(BOARD_GROUP, {"type": "roster.changed"})
+    except Exception:  # noqa: BLE001 - a roster save must not fail because dashboards can't be told
+        logger.warning("could not tell the dashboards about a roster change", exc_info=True)
+
+
+for _model in (User, Extension):
+    post_save.connect(announce_roster_change, sender=_model, dispatch_uid=f"dashboards-{_model.__name__}-saved")
+    post_delete.connect(announce_roster_change, sender=_model, dispatch_uid=f"dashboards-{_model.__name__}-deleted")

@@ -10,6 +10,7 @@ forwarded to the bridge, which checks rights and records them.
 import asyncio
 import json
 import logging
+import random
 
 from channels.db import database_sync_to_async
 from channels.exceptions import ChannelFull
@@ -26,7 +27,11 @@ logger = logging.getLogger(__name__)
 
 MAX_FRAME = 4096  # characters; a command is a few dozen
 HEARTBEAT_SECONDS = 15
-ROSTER_REFRESH_SECONDS = 30
+# The view is recomputed when the roster changes (audience sends `roster.changed`), and now and
+# then in case a change came from elsewhere (a management command without the shared layer).
+# Each refresh costs a hundred queries, so hundreds of sockets must not do it all at once.
+ROSTER_REFRESH_SECONDS = 300
+ROSTER_CHANGE_SPREAD_SECONDS = 2.0
 SNAPSHOT_WAIT_SECONDS = 3
 MODES = ("listen", "whisper", "barge")
 
@@ -204,6 +209,13 @@ class DashboardConsumer(AsyncWebsocketConsumer):
         await self.send_json(event["message"])
 
     async def roster_changed(self, _event=None):
+        """Someone edited the roster: look again, after a random moment so sockets take turns."""
+        if getattr(self, "roster_refresh", None) is None or self.roster_refresh.done():
+            self.roster_refresh = asyncio.create_task(self._refresh_after(random.uniform(0, ROSTER_CHANGE_SPREAD_SECONDS)))
+            self.timers.append(self.roster_refresh)
+
+    async def _refresh_after(self, delay):
+        await asyncio.sleep(delay)
         await self.refresh_view()
 
     async def refresh_view(self):
@@ -222,7 +234,7 @@ class DashboardConsumer(AsyncWebsocketConsumer):
 
     async def _refresh_roster(self):
         while True:
-            await asyncio.sleep(ROSTER_REFRESH_SECONDS)
+            await asyncio.sleep(ROSTER_REFRESH_SECONDS * random.uniform(0.75, 1.25))
             try:
                 await self.refresh_view()
             except Exception:  # noqa: BLE001 - keep the dashboard up; try again next time

@@ -301,3 +301,24 @@ async def test_handlers_answer_in_the_language_of_the_page_that_pressed(live_bri
     await socket.send_json_to({"type": "pickup", "target": roster.extensions["ivanov"].pk})
     assert (await receive_until(socket, is_type("pickup.status")))[-1]["text"] == "Стоп"
     await socket.disconnect()
+
+
+async def test_a_roster_change_reaches_open_dashboards(channel_layer, live_bridge, roster, monkeypatch):
+    monkeypatch.setattr(consumers, "ROSTER_CHANGE_SPREAD_SECONDS", 0)
+    socket = await open_dashboard(roster.users["petrova"])
+    assert "Pavel Sokolov" in [p["name"] for p in (await snapshot_of(socket))["people"]]
+
+    def move_sokolov_to_smirnov():
+        sokolov = roster.users["sokolov"]
+        sokolov.curator = roster.users["smirnov"]
+        sokolov.save()
+
+    await database_sync_to_async(move_sokolov_to_smirnov)()
+    snapshot = await snapshot_of(socket)
+    assert [p["name"] for p in snapshot["people"]] == ["Dmitry Ivanov", "Elena Kuznetsova"]
+    # and his phone's calls no longer reach Anna
+    await live_bridge.pbx.inbound_call("SIP/103")
+    await live_bridge.pbx.inbound_call("SIP/101")
+    frames = await until_device(socket, "SIP/101", state="up")
+    assert "SIP/103" not in devices_in(frames)
+    await socket.disconnect()
