@@ -44,6 +44,7 @@ test-postgres: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/ami_ingest.py
+	$(PY) bench/fanout.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .hypothesis
