@@ -27,6 +27,9 @@ logger = logging.getLogger(__name__)
 
 BOARD_GROUP = "supervision.board"
 BRIDGE_CHANNEL = "supervision.bridge"
+# The bridge repeats its link state on BOARD_GROUP this often (settings.BRIDGE_HEARTBEAT_SECONDS):
+# a web server that hears nothing for a few beats knows the bridge process is gone.
+DEFAULT_HEARTBEAT_SECONDS = 5.0
 # Modules that plug command handlers in: each has `install(bridge)`.
 COMMAND_MODULES = ["supervision.monitoring", "supervision.cti"]
 
@@ -94,6 +97,8 @@ class Bridge:
         self._tasks = set()
         self._publisher = None
         self._receiver = None
+        self._heartbeat = None
+        self.heartbeat_seconds = getattr(settings, "BRIDGE_HEARTBEAT_SECONDS", DEFAULT_HEARTBEAT_SECONDS)
         self.client.on_event(self._on_event)
         self.client.on_link(self._on_link)
         self.client.on_login(self._on_login)
@@ -124,14 +129,15 @@ class Bridge:
     async def start(self):
         self._publisher = asyncio.create_task(self._publish_loop(), name=f"{self.name}-publish")
         self._receiver = asyncio.create_task(self._receive_loop(), name=f"{self.name}-receive")
+        self._heartbeat = asyncio.create_task(self._heartbeat_loop(), name=f"{self.name}-heartbeat")
         await self.client.start()
 
     async def stop(self):
         await self.client.stop()
-        for task in [self._receiver, self._publisher, *self._tasks]:
+        for task in [self._heartbeat, self._receiver, self._publisher, *self._tasks]:
             if task is not None:
                 task.cancel()
-        for task in [self._receiver, self._publisher, *list(self._tasks)]:
+        for task in [self._heartbeat, self._receiver, self._publisher, *list(self._tasks)]:
             if task is not None:
                 try:
                     await task
@@ -274,6 +280,12 @@ class Bridge:
             finally:
                 self._outbox.task_done()
 
+    async def _heartbeat_loop(self):
+        """The link state again and again: sockets notice a dead bridge by its silence."""
+        while True:
+            await asyncio.sleep(self.heartbeat_seconds)
+            self._publish_link()
+
     async def _receive_loop(self):
         while True:
             try:
@@ -295,6 +307,10 @@ class Bridge:
         if kind == "bridge.snapshot":
             if reply_to:
                 self._queue_send(reply_to, self.snapshot())
+            return
+        if kind == "bridge.ping":  # health checks: the link state, without the whole board
+            if reply_to:
+                self._queue_send(reply_to, {"type": "bridge.pong", "link": self.link_state(), "seq": self.board.seq})
             return
         if kind == "bridge.command":
             command = message.get("command")

@@ -11,6 +11,7 @@ import asyncio
 import json
 import logging
 import random
+import time
 
 from channels.db import database_sync_to_async
 from channels.exceptions import ChannelFull
@@ -33,6 +34,10 @@ HEARTBEAT_SECONDS = 15
 ROSTER_REFRESH_SECONDS = 300
 ROSTER_CHANGE_SPREAD_SECONDS = 2.0
 SNAPSHOT_WAIT_SECONDS = 3
+# The bridge repeats its link state every BRIDGE_HEARTBEAT_SECONDS; this many beats of silence
+# mean the bridge process is gone (killed `ami_bridge`), and the page is told.
+BRIDGE_SILENT_BEATS = 3
+NO_BRIDGE = {"state": "no_bridge", "since": None, "detail": ""}
 MODES = ("listen", "whisper", "barge")
 
 # Browser command shapes: field -> (type, required). Anything else in the frame is refused.
@@ -91,6 +96,7 @@ class DashboardConsumer(AsyncWebsocketConsumer):
         self.device_seq = {}  # device -> seq of the last diff forwarded for it
         self.pending_diffs = []
         self.link = None
+        self.bridge_heard = time.monotonic()  # the last message from the bridge
         self.user_group = user_group(self.user.pk)
         self.joined_devices = set()
         await self.channel_layer.group_add(BOARD_GROUP, self.channel_name)
@@ -101,6 +107,7 @@ class DashboardConsumer(AsyncWebsocketConsumer):
         self.timers = [
             asyncio.create_task(self._heartbeat()),
             asyncio.create_task(self._refresh_roster()),
+            asyncio.create_task(self._watch_bridge()),
         ]
         await self.request_snapshot()
 
@@ -155,7 +162,7 @@ class DashboardConsumer(AsyncWebsocketConsumer):
             await asyncio.sleep(SNAPSHOT_WAIT_SECONDS)
             if self.snapshot_seq is not None:
                 return
-            await self.send_json({"type": "link", "link": {"state": "no_bridge", "since": None, "detail": ""}})
+            await self.send_json({"type": "link", "link": NO_BRIDGE})
             try:
                 await self.channel_layer.send(BRIDGE_CHANNEL, {"type": "bridge.snapshot", "reply_to": self.channel_name})
             except ChannelFull:
@@ -164,6 +171,7 @@ class DashboardConsumer(AsyncWebsocketConsumer):
     async def board_snapshot(self, event):
         if self.snapshot_seq is not None:
             return  # a late answer to an earlier request: the first one already counted
+        self.bridge_heard = time.monotonic()
         seq = event["seq"]
         self.snapshot_seq = seq
         self.device_seq = {}
@@ -183,6 +191,7 @@ class DashboardConsumer(AsyncWebsocketConsumer):
             await self.board_diff(diff_event)
 
     async def board_diff(self, event):
+        self.bridge_heard = time.monotonic()
         if self.snapshot_seq is None:
             self.pending_diffs.append(event)
             return
@@ -201,6 +210,9 @@ class DashboardConsumer(AsyncWebsocketConsumer):
             await self.send_json({"type": "diff", "seq": seq, "diffs": diffs})
 
     async def board_link(self, event):
+        self.bridge_heard = time.monotonic()
+        if event["link"] == self.link:
+            return  # the bridge's heartbeat: nothing changed for the page
         self.link = event["link"]
         if self.snapshot_seq is not None:
             await self.send_json({"type": "link", "link": self.link})
@@ -231,6 +243,18 @@ class DashboardConsumer(AsyncWebsocketConsumer):
         while True:
             await asyncio.sleep(HEARTBEAT_SECONDS)
             await self.send_json({"type": "heartbeat"})
+
+    async def _watch_bridge(self):
+        """A bridge that went silent is gone: say so and ask for a snapshot until one answers."""
+        beat = settings.BRIDGE_HEARTBEAT_SECONDS
+        while True:
+            await asyncio.sleep(beat)
+            silent = time.monotonic() - self.bridge_heard > BRIDGE_SILENT_BEATS * beat
+            if silent and self.snapshot_seq is not None:
+                logger.info("dashboard of user %s: no word from the bridge for %.0f s", self.user.pk, BRIDGE_SILENT_BEATS * beat)
+                self.link = NO_BRIDGE
+                await self.send_json({"type": "link", "link": NO_BRIDGE})
+                await self.request_snapshot()  # its watchdog keeps asking until a bridge answers
 
     async def _refresh_roster(self):
         while True:

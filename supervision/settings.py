@@ -97,6 +97,7 @@ HTTPS = env_bool("DJANGO_HTTPS", False)
 if HTTPS:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_SSL_REDIRECT = True
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]  # load balancers probe the web servers over plain HTTP
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
     SECURE_HSTS_SECONDS = env_int("DJANGO_HSTS_SECONDS", 31536000, minimum=0)
@@ -252,6 +253,9 @@ AMI_RECONNECT_MAX = env_float("AMI_RECONNECT_MAX", 30.0, minimum=0.1)
 # embedded: the bridge runs inside the ASGI server (one process); external: `manage.py ami_bridge`
 # runs it (several daphne processes share it through Redis); off: no PBX link at all.
 AMI_BRIDGE = env_choice("AMI_BRIDGE", "embedded", ["embedded", "external", "off"])
+# The bridge repeats its link state this often; a dashboard socket that hears nothing from it for
+# three beats tells its page the bridge is gone (an `ami_bridge` process killed).
+BRIDGE_HEARTBEAT_SECONDS = env_float("BRIDGE_HEARTBEAT_SECONDS", 5.0, minimum=0.1)
 AMI_DIAL_CONTEXT = env_str("AMI_DIAL_CONTEXT", "from-internal")
 AMI_ORIGINATE_TIMEOUT_MS = env_int("AMI_ORIGINATE_TIMEOUT_MS", 30000, minimum=1000)
 

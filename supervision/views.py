@@ -1,6 +1,9 @@
 from django.contrib.auth.decorators import login_required
+from django.http import JsonResponse
 from django.shortcuts import render
 from django.utils.translation import gettext as _
+
+from supervision import health
 
 
 def dashboard_labels():
@@ -44,3 +47,11 @@ def dashboard_labels():
 @login_required
 def dashboard(request):
     return render(request, "supervision/dashboard.html", {"labels": dashboard_labels()})
+
+
+async def healthz(request):
+    """For load balancers: database, channel layer and PBX link as JSON; no login (see health.py)."""
+    status, body = await health.check()
+    response = JsonResponse(body, status=status)
+    response["Cache-Control"] = "no-store"
+    return response
