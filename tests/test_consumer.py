@@ -15,7 +15,6 @@ from tests.live_stack import (  # noqa: F401
     live_bridge,
     open_dashboard,
     receive_until,
-    wait_for,
 )
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(60)]

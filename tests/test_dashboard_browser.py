@@ -68,9 +68,44 @@ def pbx_thread():
         yield pbx
 
 
+class DaphneServer:
+    """`daphne supervision.asgi:application` in a subprocess, restartable on the same port."""
+
+    def __init__(self, env, log_path):
+        self.env, self.log_path = env, log_path
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process = None
+
+    def start(self):
+        self.log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), "supervision.asgi:application"],
+            env=self.env, cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return
+            except OSError:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail("daphne did not start:\n" + self.log_path.read_text())
+                time.sleep(0.1)
+
+    def stop(self):
+        self.process.terminate()
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.log.close()
+
+
 @pytest.fixture
-def dashboard_server(tmp_path, server_database, pbx_thread):
-    """`daphne supervision.asgi:application` on a free port, migrated and seeded with the demo roster."""
+def daphne_server(tmp_path, server_database, pbx_thread):
+    """The dashboard served by a real daphne, migrated and seeded with the demo roster."""
     env = {
         **os.environ,
         **server_database,
@@ -78,6 +113,7 @@ def dashboard_server(tmp_path, server_database, pbx_thread):
         "AMI_HOST": "127.0.0.1",
         "AMI_PORT": str(pbx_thread.port),
         "AMI_BRIDGE": "embedded",
+        "AMI_RECONNECT_MAX": "1",
         "REDIS_URL": "",
         "DJANGO_DEBUG": "0",
         "PYTHONPATH": str(ROOT),
@@ -86,34 +122,17 @@ def dashboard_server(tmp_path, server_database, pbx_thread):
     manage = [sys.executable, str(ROOT / "manage.py")]
     subprocess.run([*manage, "migrate", "--noinput", "-v", "0"], env=env, cwd=ROOT, check=True)
     subprocess.run([*manage, "seed_demo"], env=env, cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
-    port = free_port()
-    log = open(tmp_path / "daphne.log", "wb")  # noqa: SIM115 - closed below
-    daphne = subprocess.Popen(
-        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "supervision.asgi:application"],
-        env=env,
-        cwd=ROOT,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    server = DaphneServer(env, tmp_path / "daphne.log")
+    server.start()
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if daphne.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail("daphne did not start:\n" + (tmp_path / "daphne.log").read_text())
-                time.sleep(0.1)
-        yield f"http://127.0.0.1:{port}"
+        yield server
     finally:
-        daphne.terminate()
-        try:
-            daphne.wait(10)
-        except subprocess.TimeoutExpired:
-            daphne.kill()
-            daphne.wait()
-        log.close()
+        server.stop()
+
+
+@pytest.fixture
+def dashboard_server(daphne_server):
+    return daphne_server.url
 
 
 @pytest.fixture
@@ -184,3 +203,25 @@ def test_the_page_speaks_russian_to_a_russian_browser(dashboard_server, chromium
             assert card.locator("button[data-mode=barge]").is_hidden()  # a trainee may only listen
         finally:
             browser.close()
+
+
+def test_the_page_reconnects_and_shows_the_calls_of_now_not_stale_ones(daphne_server, pbx_thread, browser_page):
+    page = browser_page
+    log_in(page, daphne_server.url, "petrova", "demo-petrova")
+    page.wait_for_selector("#socket-state[data-state=live]")
+    dmitry = "article.card:has(h3:text('Dmitry Ivanov'))"
+    elena = "article.card:has(h3:text('Elena Kuznetsova'))"
+    name = pbx_thread.call(lambda pbx: pbx.inbound_call("SIP/101"))
+    page.wait_for_selector(dmitry + "[data-state=in_call]")
+
+    daphne_server.stop()
+    page.wait_for_selector("#socket-state[data-state=reconnecting]")
+    assert page.locator("#socket-state").inner_text().startswith("Connection lost")
+    # While the page is away, Dmitry's call ends and Elena gets one.
+    pbx_thread.call(lambda pbx: pbx.hangup(name))
+    pbx_thread.call(lambda pbx: pbx.inbound_call("SIP/102"))
+    daphne_server.start()
+
+    page.wait_for_selector("#socket-state[data-state=live]", timeout=30000)
+    page.wait_for_selector(elena + "[data-state=in_call]")
+    assert page.locator(dmitry).get_attribute("data-state") == "idle"
