@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -103,8 +104,8 @@ class DaphneServer:
         self.log.close()
 
 
-@pytest.fixture
-def daphne_server(tmp_path, server_database, pbx_thread):
+@contextmanager
+def running_dashboard(tmp_path, server_database, pbx_thread):
     """The dashboard served by a real daphne, migrated and seeded with the demo roster."""
     env = {
         **os.environ,
@@ -131,8 +132,17 @@ def daphne_server(tmp_path, server_database, pbx_thread):
 
 
 @pytest.fixture
-def dashboard_server(daphne_server):
-    return daphne_server.url
+def daphne_server(tmp_path, server_database, pbx_thread):
+    """A DaphneServer (restartable: `.stop()`, `.start()`, `.url`)."""
+    with running_dashboard(tmp_path, server_database, pbx_thread) as server:
+        yield server
+
+
+@pytest.fixture
+def dashboard_server(tmp_path, server_database, pbx_thread):
+    """The base URL of a running dashboard."""
+    with running_dashboard(tmp_path, server_database, pbx_thread) as server:
+        yield server.url
 
 
 @pytest.fixture
