@@ -254,7 +254,16 @@ class DashboardConsumer(AsyncWebsocketConsumer):
                 logger.info("dashboard of user %s: no word from the bridge for %.0f s", self.user.pk, BRIDGE_SILENT_BEATS * beat)
                 self.link = NO_BRIDGE
                 await self.send_json({"type": "link", "link": NO_BRIDGE})
-                await self.request_snapshot()  # its watchdog keeps asking until a bridge answers
+                try:
+                    await self._rejoin_groups()  # a restarted Redis forgot every group
+                    await self.request_snapshot()  # its watchdog keeps asking until a bridge answers
+                except Exception:  # noqa: BLE001 - the layer is away too; try again next beat
+                    logger.warning("dashboard of user %s: channel layer unavailable", self.user.pk, exc_info=True)
+
+    async def _rejoin_groups(self):
+        """Join every group again (adding a member twice is harmless)."""
+        for group in [BOARD_GROUP, self.user_group, *(device_group(device) for device in self.joined_devices)]:
+            await self.channel_layer.group_add(group, self.channel_name)
 
     async def _refresh_roster(self):
         while True:

@@ -110,10 +110,10 @@ class Stack:
         self.processes.append((name, process, log))
         return process, log
 
-    def start_web(self):
+    def start_web(self, *daphne_args):
         port = free_port()
         process, log = self._spawn(f"daphne-{port}", [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
-                                                     "supervision.asgi:application"])
+                                                     *daphne_args, "supervision.asgi:application"])
         wait_for_port(port, process, log=log)
         self.web_ports.append(port)
         return f"http://127.0.0.1:{port}"
@@ -157,6 +157,13 @@ def log_in(base_url, username, password):
     if "sessionid" not in cookies:
         raise AssertionError(f"{username} could not log in")
     return "; ".join(f"{name}={value}" for name, value in cookies.items())
+
+
+def fetch(base_url, cookie, path):
+    """GET `path` with the session cookie; the body as text."""
+    request = urllib.request.Request(base_url + path, headers={"Cookie": cookie})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return response.read().decode()
 
 
 # --- a small WebSocket client (RFC 6455, text frames; enough for the dashboard protocol) -----------
@@ -240,8 +247,10 @@ class WebSocketClient:
 class Page:
     """What a dashboard page knows: the channels it draws and the link line, from the frames."""
 
-    def __init__(self, socket):
+    def __init__(self, socket, *, reconnect_to=None):
         self.socket = socket
+        self.reconnect_to = reconnect_to  # (base_url, cookie): reconnect like dashboard.js does
+        self.reconnects = 0
         self.channels = {}
         self.link = None
         self.snapshot = None
@@ -267,7 +276,24 @@ class Page:
         """Read frames until `predicate(page)` holds (checked before reading too)."""
         async with asyncio.timeout(timeout):
             while not predicate(self):
-                self.apply(await self.socket.receive_json(timeout=timeout))
+                try:
+                    self.apply(await self.socket.receive_json(timeout=timeout))
+                except WebSocketClosed:
+                    if self.reconnect_to is None:
+                        raise
+                    await self._reconnect()
+
+    async def _reconnect(self):
+        """The page's own behaviour: the socket closed, so open a new one after a pause (no reload)."""
+        self.socket.close()
+        while True:
+            await asyncio.sleep(0.5)
+            try:
+                self.socket = await WebSocketClient.connect(*self.reconnect_to)
+            except (OSError, WebSocketClosed, TimeoutError):
+                continue
+            self.reconnects += 1
+            return
 
     def devices(self):
         return {c["device"] for c in self.channels.values()}
