@@ -1,0 +1,134 @@
+"""Press-to-Originate latency: from the consumer handing a spy press to the channel layer to the
+simulated PBX receiving the Originate bytes, policy check and audit row included.
+
+    .venv/bin/python bench/action_latency.py [--presses 300] [--calls 50]
+
+One process: the simulated PBX over loopback TCP with `--calls` live calls, the real AMIClient and
+Bridge with the product's command modules, the in-memory channel layer, and a database in a
+temporary directory (SQLite; DATABASE_URL=postgres://... uses that server: give it a database of its
+own, the demo roster is written into it). The demo curator presses Listen on a trainee's call,
+waits until her phone is spying, stops, and presses again. t0: just before the
+`bridge.command` leaves for the channel layer (what `DashboardConsumer.receive` does after its
+shape check); t1: the PBX has parsed the `Action: Originate` frame. Same clock.
+Target: p99 <= 20 ms.
+"""
+
+import argparse
+import asyncio
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def setup_django(var_dir):
+    os.environ["DASHBOARD_VAR_DIR"] = var_dir
+    os.environ.setdefault("DATABASE_URL", "")
+    os.environ["REDIS_URL"] = ""
+    os.environ["DJANGO_SETTINGS_MODULE"] = "supervision.settings"
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+
+
+def percentile(values, fraction):
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+async def run(presses, calls):
+    from asgiref.sync import sync_to_async
+    from channels.layers import get_channel_layer
+
+    from accounts.demo import seed_demo_roster
+    from supervision import monitoring
+    from supervision.ami.fakepbx import FakePBX
+    from supervision.bridge import BRIDGE_CHANNEL, user_group
+    from supervision.bridge_host import build_bridge
+
+    monitoring.PRESS_LIMIT = 10**9  # the rate limit protects the PBX from people, not from a benchmark
+    roster = await sync_to_async(seed_demo_roster)()
+    anna = roster.users["petrova"]
+    target = roster.extensions["ivanov"]
+
+    pbx = FakePBX(port=0, auth_fail_delay=0.01, playback_seconds=0.2, ringing_context_seconds=0.5)
+    for i in range(calls):
+        pbx.set_phone(f"SIP/9{i:04d}", "answer", ring_seconds=0)
+    for device in ("SIP/101", "SIP/201"):
+        pbx.set_phone(device, "answer", ring_seconds=0)
+    originate_at = []
+    original = pbx._dispatch
+
+    async def timed_dispatch(session, message):
+        if (message.get("Action") or "").lower() == "originate":
+            originate_at.append(time.perf_counter())
+        await original(session, message)
+
+    pbx._dispatch = timed_dispatch
+    await pbx.start()
+    layer = get_channel_layer()
+    bridge = build_bridge(layer, port=pbx.port)
+    await bridge.start()
+    await bridge.client.wait_until("up", timeout=10)
+    for i in range(calls):
+        await pbx.inbound_call(f"SIP/9{i:04d}", caller_num=f"555{i:04d}")
+    await pbx.inbound_call("SIP/101", caller_num="5550199")
+    while not (bridge.board.live_channel("SIP/101") or {}).get("state") == "up":
+        await asyncio.sleep(0.01)
+
+    inbox = await layer.new_channel()
+    await layer.group_add(user_group(anna.pk), inbox)
+
+    async def until_state(*states):
+        while True:
+            message = (await layer.receive(inbox))["message"]
+            if message.get("type") == "spy.status" and message["state"] in states:
+                return message
+
+    latencies = []
+    for _ in range(presses):
+        command = {"type": "spy", "target": target.pk, "mode": "listen"}
+        t0 = time.perf_counter()
+        await layer.send(BRIDGE_CHANNEL, {"type": "bridge.command", "command": command, "user_id": anna.pk,
+                                          "reply_to": inbox, "client": "127.0.0.1", "language": "en"})
+        status = await asyncio.wait_for(until_state("spying", "denied", "failed"), 10)
+        if status["state"] != "spying":
+            raise SystemExit(f"press refused: {status}")
+        latencies.append(originate_at[-1] - t0)
+        await layer.send(BRIDGE_CHANNEL, {"type": "bridge.command", "command": {"type": "spy.stop"}, "user_id": anna.pk,
+                                          "reply_to": inbox, "client": "127.0.0.1", "language": "en"})
+        await asyncio.wait_for(until_state("ended", "idle"), 10)
+    await bridge.stop()
+    await pbx.stop()
+    return latencies
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--presses", type=int, default=300)
+    parser.add_argument("--calls", type=int, default=50, help="other live calls on the PBX and the board")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as var_dir:
+        setup_django(var_dir)
+        from django.db import connection
+
+        latencies = asyncio.run(run(args.presses, args.calls))
+        engine = connection.vendor
+    ms = [value * 1000 for value in latencies]
+    print(f"{len(ms)} presses, {args.calls} other live calls, database {engine}")
+    print(f"press -> Originate on the wire: median {statistics.median(ms):.2f} ms, p90 {percentile(ms, 0.9):.2f} ms, "
+          f"p99 {percentile(ms, 0.99):.2f} ms, max {max(ms):.2f} ms   target p99 <= 20 ms")
+    print(f"machine: {os.cpu_count()} cores, Python {platform.python_version()}, load {os.getloadavg()[0]:.1f}")
+
+
+if __name__ == "__main__":
+    main()
