@@ -56,7 +56,7 @@ class Command(BaseCommand):
             return [d.strip() for d in text.split(",") if d.strip()]
         from accounts.models import Extension
 
-        return list(Extension.objects.values_list("device", flat=True))
+        return [extension.device for extension in Extension.objects.order_by("technology", "resource")]
 
     async def _serve(self, pbx, devices):
         try:
