@@ -49,6 +49,14 @@ def diff_device(diff):
     return diff["channel"]["device"] if diff["op"] == "upsert" else diff["device"]
 
 
+def speaking(language):
+    """Texts composed inside speak `language` (a page's language code), else the site's default.
+
+    Command handlers run under the pressing page's language; a session's later texts, composed
+    when the PBX's events arrive, must be composed under it again: wrap them in this."""
+    return translation.override(language or settings.LANGUAGE_CODE)
+
+
 def user_group(user_id):
     """The group that reaches every open dashboard of one user."""
     return f"supervision.user.{int(user_id)}"
@@ -334,7 +342,7 @@ class Bridge:
     async def _run_handler(self, handler, request):
         try:
             # Each handler runs in its own task, so the override holds for its texts only.
-            with translation.override(request.language or settings.LANGUAGE_CODE):
+            with speaking(request.language):
                 await handler(self, request)
         except asyncio.CancelledError:
             raise

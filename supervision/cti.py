@@ -37,6 +37,7 @@ from django.utils.translation import gettext as _
 
 from supervision import actions, policy
 from supervision.ami.pending import ActionError, ActionTimeout, ConnectionLost, NotConnected
+from supervision.bridge import speaking
 from supervision.models import Kind, MonitoringSession, Outcome, Recording
 from supervision.monitoring import originate_reason
 
@@ -64,6 +65,7 @@ class Job:
     own_channel: str = ""  # the user's leg once known, followed to its Hangup
     state: str = Outcome.REQUESTED
     picked: bool = False
+    language: str | None = None  # of the page that pressed: the PBX's later events are told in it
 
 
 # --- database (in a thread: the bridge lives in the event loop) ----------------------------------
@@ -174,7 +176,7 @@ class CallControl:
 
     async def pickup(self, bridge, request):
         target_id = _positive_id(request.command.get("target"))
-        job = Job(Kind.PICKUP, request.user_id, target_id=target_id)
+        job = Job(Kind.PICKUP, request.user_id, target_id=target_id, language=request.language)
         decision, user, target, phone = await _decide_pickup(request.user_id, target_id)
 
         async def refuse(reason, text):
@@ -215,7 +217,8 @@ class CallControl:
 
     async def dial(self, bridge, request):
         number = request.command.get("number")
-        job = Job(Kind.DIAL, request.user_id, target_name=number if isinstance(number, str) else "")
+        job = Job(Kind.DIAL, request.user_id, target_name=number if isinstance(number, str) else "",
+                  language=request.language)
         decision, user, phone = await _decide_own_phone(request.user_id, "dial", _positive_id(request.command.get("from")))
 
         async def refuse(reason, text):
@@ -245,7 +248,7 @@ class CallControl:
 
     async def playback(self, bridge, request):
         recording_id = _positive_id(request.command.get("recording"))
-        job = Job(Kind.PLAYBACK, request.user_id, recording_id=recording_id)
+        job = Job(Kind.PLAYBACK, request.user_id, recording_id=recording_id, language=request.language)
         decision, user, phone = await _decide_own_phone(
             request.user_id, "playback", _positive_id(request.command.get("from")))
         shared, recording = await _decide_recording(request.user_id, recording_id)
@@ -354,12 +357,28 @@ class CallControl:
         async with self._lock:  # one event at a time, in the PBX's order
             await self._handle(msg)
 
+    def _job_of(self, msg):
+        """The job an event is about, if any (looked up, not taken out)."""
+        if msg.event == "OriginateResponse":
+            return self.by_action.get(msg.action_id or "")
+        if msg.event == "Pickup":
+            return self.by_target.get(msg.get("TargetChannel") or "")
+        return self.by_channel.get(msg.get("Channel") or "")
+
     async def _handle(self, msg):
         """Idempotent: an event replayed after the Originate's Response counts once."""
+        job = self._job_of(msg)
+        if job is None:
+            return
+        # The event comes from the PBX, not from a page: its texts speak the presser's language.
+        with speaking(job.language):
+            await self._handle_job_event(job, msg)
+
+    async def _handle_job_event(self, job, msg):
         event = msg.event
         if event == "OriginateResponse":
-            job = self.by_action.pop(msg.action_id or "", None)
-            if job is None or job.state in DONE:
+            self.by_action.pop(msg.action_id or "", None)
+            if job.state in DONE:
                 return
             if (msg.get("Response") or "").lower() != "success":
                 why = originate_reason(msg.get("Reason"))
@@ -376,14 +395,10 @@ class CallControl:
                 "Too late: %(name)s's call was no longer ringing (answered elsewhere or hung up).")
                 % {"name": job.target_name}, reason="not_ringing")
         elif event == "Pickup":
-            job = self.by_target.get(msg.get("TargetChannel") or "")
-            if job is None or job.state in DONE:
+            if job.state in DONE:
                 return
             await self._picked_up(job, msg.get("Channel") or "")
         elif event == "Hangup":
-            job = self.by_channel.get(msg.get("Channel") or "")
-            if job is None:
-                return
             if job.kind == Kind.PLAYBACK:
                 text = _("Finished playing “%(title)s”.") % {"title": job.target_name}
             elif job.kind == Kind.DIAL:
@@ -435,13 +450,16 @@ class CallControl:
             return None
         for job in jobs.values():
             self._release(job)
-        return self._interrupted(list(jobs.values()), _("The PBX link was lost (%(state)s).") % {"state": state})
+        return self._interrupted(list(jobs.values()), state)
 
-    async def _interrupted(self, jobs, reason):
-        await _interrupt([job.session_id for job in jobs if job.session_id is not None], reason)
+    async def _interrupted(self, jobs, state):
         for job in jobs:
-            job.state = Outcome.INTERRUPTED
-            await self._status(job, "interrupted", "link_down", reason)
+            with speaking(job.language):  # each row and message in its own presser's language
+                reason = _("The PBX link was lost (%(state)s).") % {"state": state}
+                if job.session_id is not None:
+                    await _interrupt([job.session_id], reason)
+                job.state = Outcome.INTERRUPTED
+                await self._status(job, "interrupted", "link_down", reason)
 
     async def _finish(self, job, outcome, why, *, reason=None):
         if job.state in DONE:

@@ -33,9 +33,11 @@ from django.conf import settings
 from django.db import close_old_connections
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from supervision import actions, policy
 from supervision.ami.pending import ActionError, ActionTimeout, ConnectionLost, NotConnected
+from supervision.bridge import speaking
 from supervision.models import Kind, MonitoringSession, Outcome
 
 logger = logging.getLogger(__name__)
@@ -45,19 +47,21 @@ PRESS_WINDOW = 10.0  # ...within this many seconds
 RECENT_EVENTS = 500  # spy-related events kept for _replay_after
 SPY_EVENTS = {"OriginateResponse", "ChanSpyStart", "ChanSpyStop", "Hangup"}
 
-# OriginateResponse `Reason`, as a real Asterisk 20 sends it (ami-captures/README.md).
+# OriginateResponse `Reason`, as a real Asterisk 20 sends it (ami-captures/README.md); put in
+# words in the language active when the outcome is told.
 ORIGINATE_REASONS = {
-    "0": "not available / no such extension",
-    "1": "hung up",
-    "3": "no answer",
-    "4": "answered",
-    "5": "busy",
-    "8": "congestion / not available",
+    "0": gettext_noop("not available / no such extension"),
+    "1": gettext_noop("hung up"),
+    "3": gettext_noop("no answer"),
+    "4": gettext_noop("answered"),
+    "5": gettext_noop("busy"),
+    "8": gettext_noop("congestion / not available"),
 }
 
 
 def originate_reason(code):
-    return ORIGINATE_REASONS.get(str(code), f"reason {code}")
+    words = ORIGINATE_REASONS.get(str(code))
+    return _(words) if words else _("reason %(code)s") % {"code": code}
 
 
 def doing(mode, name):
@@ -87,6 +91,8 @@ class LiveSession:
     spy_channel: str = ""
     state: str = Outcome.REQUESTED
     stop_requested: bool = False
+    # The language of the page that pressed (last): the texts the PBX's later events bring speak it.
+    language: str | None = None
 
 
 # --- database (run in a thread: the bridge lives in the event loop) ------------------------------
@@ -235,6 +241,7 @@ class SpyMonitor:
             await self._status(request.user_id, "denied", reason, text, live, mode=mode)
             return
         if live.allow_switch:
+            live.language = request.language
             try:
                 await self.bridge.client.send("PlayDTMF", actions.switch_dtmf(live.spy_channel, mode))
             except (ActionError, ActionTimeout, ConnectionLost, NotConnected) as exc:
@@ -262,7 +269,7 @@ class SpyMonitor:
         if current is not None:
             await self._refuse_busy(request, target_id, mode, current)
             return
-        live = LiveSession(user_id=user_id, target_id=target_id, mode=mode)
+        live = LiveSession(user_id=user_id, target_id=target_id, mode=mode, language=request.language)
         self.by_user[user_id] = live  # reserved before the first await: concurrent presses see it
         try:
             await self._originate(request, live)
@@ -361,12 +368,26 @@ class SpyMonitor:
         async with self._lock:
             await self._handle(msg)
 
+    def _session_of(self, msg):
+        """The live session an event is about, if any (looked up, not taken out)."""
+        if msg.event == "OriginateResponse":
+            return self.by_action.get(msg.action_id or "")
+        key = msg.get("Channel") if msg.event == "Hangup" else msg.get("SpyerChannel")
+        return self.by_spy_channel.get(key or "")
+
     async def _handle(self, msg):
+        live = self._session_of(msg)
+        if live is None:
+            return
+        # The event comes from the PBX, not from a page: its texts are composed in the language of
+        # the page that pressed, not in the server's default.
+        with speaking(live.language):
+            await self._handle_session_event(live, msg)
+
+    async def _handle_session_event(self, live, msg):
         event = msg.event
         if event == "OriginateResponse":
-            live = self.by_action.pop(msg.action_id or "", None)
-            if live is None:
-                return
+            self.by_action.pop(msg.action_id or "", None)
             if (msg.get("Response") or "").lower() == "success":
                 live.spy_channel = msg.get("Channel") or ""
                 live.state = Outcome.ANSWERED
@@ -383,18 +404,13 @@ class SpyMonitor:
                 why = originate_reason(msg.get("Reason"))
                 await self._finish(live, Outcome.FAILED, _("Your phone did not connect: %(why)s.") % {"why": why})
         elif event == "ChanSpyStart":
-            live = self.by_spy_channel.get(msg.get("SpyerChannel") or "")
-            if live is None or live.state == Outcome.SPYING:
+            if live.state == Outcome.SPYING:
                 return
             live.state = Outcome.SPYING
             await _update(live.session_id, outcome=Outcome.SPYING, spying_started_at=timezone.now())
             await self._status(live.user_id, "spying", "ok", doing(live.mode, live.target_name), live)
             await self._notify_monitored(live, active=True)
         elif event in ("ChanSpyStop", "Hangup"):
-            key = msg.get("SpyerChannel") if event == "ChanSpyStop" else msg.get("Channel")
-            live = self.by_spy_channel.get(key or "")
-            if live is None:
-                return
             if event == "ChanSpyStop" and not live.stop_requested:
                 # Without option E the spy leg stays up in silence once the spied call is gone.
                 self._spawn(self._hangup(live, quiet=True))
@@ -409,13 +425,15 @@ class SpyMonitor:
         sessions = [live for live in self.by_user.values() if live.session_id is not None]
         for live in list(self.by_user.values()):
             self._release(live)
-        return self._interrupted(sessions, _("The PBX link was lost (%(state)s).") % {"state": state})
+        return self._interrupted(sessions, state)
 
-    async def _interrupted(self, sessions, reason):
-        await _interrupt([live.session_id for live in sessions], reason)
+    async def _interrupted(self, sessions, state):
         for live in sessions:
-            live.state = Outcome.INTERRUPTED
-            await self._status(live.user_id, "interrupted", "link_down", reason, live)
+            with speaking(live.language):  # each row and message in its own presser's language
+                reason = _("The PBX link was lost (%(state)s).") % {"state": state}
+                await _interrupt([live.session_id], reason)
+                live.state = Outcome.INTERRUPTED
+                await self._status(live.user_id, "interrupted", "link_down", reason, live)
             if live.spy_channel:
                 await self._notify_monitored(live, active=False)
 
@@ -509,6 +527,9 @@ class SpyMonitor:
         await self.bridge.notify_user(user_id, message)
 
     async def _notify_monitored(self, live, *, active):
+        # Data, no words: the presser's language says nothing about the monitored person's, so each
+        # of his pages words the notice itself from its own labels ("monitored" in
+        # supervision.views.dashboard_labels), in the language it was served in.
         if not settings.NOTIFY_MONITORED or live.target_user_id is None:
             return
         await self.bridge.notify_user(

@@ -7,7 +7,7 @@ from django.test import override_settings
 
 from accounts.models import Role, User
 from tests.test_pickup import AUTOANSWER, Statuses, press, raw_originate
-from tests.test_spy import bridge, originates, roster, rows, take_permission, until  # noqa: F401
+from tests.test_spy import bridge, originates, press_on_page, roster, rows, take_permission, until  # noqa: F401
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(60)]
 
@@ -143,3 +143,17 @@ async def test_a_second_press_while_the_phone_rings_is_refused(fakepbx, bridge, 
 
     assert denied["reason"] == "busy"
     assert len(originates(fakepbx)) == 1
+
+
+async def test_a_russian_press_hears_the_call_answered_and_ended_in_russian(fakepbx, bridge, roster):
+    people, _phones = roster
+    inbox = await Statuses(bridge.layer, people["anna"].pk).open()
+
+    await press_on_page(bridge, people["anna"], {"type": "dial", "number": "5551234"}, "ru")
+    answered = await inbox.next(state="answered")
+    [row] = await rows(kind="dial")
+    await fakepbx.hangup(row["spy_channel"])
+    ended = await inbox.next(state="ended")
+
+    assert answered["text"] == "Ваш телефон ответил; звоним на 5551234."
+    assert ended["text"] == "Звонок на 5551234 завершён."

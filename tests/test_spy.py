@@ -9,7 +9,7 @@ from channels.layers import InMemoryChannelLayer
 from django.contrib.auth.models import Group, Permission
 
 from accounts.models import ROLE_GROUPS, Extension, Role, User
-from supervision.bridge import CommandRequest, user_group
+from supervision.bridge import BRIDGE_CHANNEL, CommandRequest, user_group
 from supervision.bridge_host import build_bridge
 from supervision.models import MonitoringSession, Outcome
 
@@ -89,6 +89,12 @@ async def press(bridge, user, command, client="192.0.2.7"):
     monitor = bridge.spy_monitor
     handler = {"spy": monitor.spy, "spy.stop": monitor.stop, "spy.switch": monitor.switch}[command["type"]]
     await handler(bridge, CommandRequest(bridge, command, user.pk, None, client))
+
+
+async def press_on_page(bridge, user, command, language, client="192.0.2.7"):
+    """A press the way the dashboard socket forwards it: over the channel layer, with its page's language."""
+    await bridge.layer.send(BRIDGE_CHANNEL, {"type": "bridge.command", "command": command, "user_id": user.pk,
+                                             "reply_to": None, "client": client, "language": language})
 
 
 def originates(pbx):
@@ -401,3 +407,63 @@ async def test_only_the_owner_stops_a_session(fakepbx, bridge, roster):
     assert sent(fakepbx, "Hangup") == []
     [row] = await rows()
     assert row["outcome"] == Outcome.SPYING
+
+
+# --- the language of the page that pressed --------------------------------------------------
+
+
+async def test_a_russian_press_hears_what_the_pbx_does_later_in_russian(fakepbx, bridge, roster):
+    people, phones = roster
+    inbox = await Inbox(bridge.layer, people["petrova"].pk).open()
+    watched = await Inbox(bridge.layer, people["anna"].pk).open()
+    agent = await live_call(fakepbx, bridge, "SIP/105")
+
+    await press_on_page(bridge, people["petrova"], {"type": "spy", "target": phones["anna"].pk, "mode": "listen"}, "ru")
+    spying = await inbox.next(state="spying")
+    await fakepbx.hangup(agent)
+    ended = await inbox.next(state="ended")
+
+    texts = {m["state"]: m["text"] for m in inbox.messages}
+    assert texts == {"queued": "Вызываем ваш телефон…",
+                     "answered": "Ваш телефон ответил; подключаемся к разговору: Anna…",
+                     "spying": "Прослушивание: Anna",
+                     "ended": "Прослушивание остановлено: Anna."}
+    assert (spying["text"], ended["text"]) == (texts["spying"], texts["ended"])
+    # The monitored person's notice carries no words: her own page says it in its own language.
+    assert await watched.next(type="monitored") == {"type": "monitored", "by": "Olga", "mode": "listen",
+                                                    "active": True}
+    [row] = await rows()
+    assert row["outcome_detail"] == "Прослушивание остановлено: Anna."
+
+
+async def test_the_reason_a_phone_did_not_connect_is_in_the_pressers_language(fakepbx, bridge, roster):
+    people, phones = roster
+    fakepbx.set_phone("SIP/104", "busy")
+    inbox = await Inbox(bridge.layer, people["petrova"].pk).open()
+    await live_call(fakepbx, bridge, "SIP/105")
+
+    await press_on_page(bridge, people["petrova"], {"type": "spy", "target": phones["anna"].pk, "mode": "listen"}, "ru")
+    failed = await inbox.next(state="failed")
+
+    assert failed["text"] == "Ваш телефон не подключился: занято."
+
+
+async def test_a_lost_link_is_told_to_each_presser_in_his_own_pages_language(fakepbx, bridge, roster):
+    people, phones = roster
+    olga = await Inbox(bridge.layer, people["petrova"].pk).open()
+    ivan = await Inbox(bridge.layer, people["smirnov"].pk).open()
+    await live_call(fakepbx, bridge, "SIP/105")
+    await live_call(fakepbx, bridge, "SIP/106")
+    await press_on_page(bridge, people["petrova"], {"type": "spy", "target": phones["anna"].pk, "mode": "listen"}, "ru")
+    await press_on_page(bridge, people["smirnov"], {"type": "spy", "target": phones["vera"].pk, "mode": "listen"}, "en")
+    await olga.next(state="spying")
+    await ivan.next(state="spying")
+
+    await fakepbx.stop()
+    in_russian = await olga.next(state="interrupted")
+    in_english = await ivan.next(state="interrupted")
+
+    assert in_russian["text"].startswith("Связь с АТС потеряна")
+    assert in_english["text"].startswith("The PBX link was lost")
+    details = sorted(r["outcome_detail"][:10] for r in await rows())
+    assert details == sorted([in_russian["text"][:10], in_english["text"][:10]])
