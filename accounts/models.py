@@ -188,6 +188,14 @@ class Extension(models.Model):
         super().clean()
         if self.technology == Technology.LOCAL and not self.originate_context:
             raise ValidationError({"originate_context": _("A Local extension needs its context.")})
+
+    def validate_unique(self, exclude=None):
+        """The same phone may not belong to two extensions. Checked here, not in clean(), because
+        full_clean() leaves out the fields that already failed validation: a resource holding a NUL
+        byte must never reach a query (PostgreSQL refuses such a literal outright)."""
+        super().validate_unique(exclude=exclude)
+        if exclude and {"technology", "resource", "originate_context"} & set(exclude):
+            return
         owner = self.device_owner()
         if owner is not None:
             raise ValidationError(
