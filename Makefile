@@ -45,6 +45,8 @@ test-postgres: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/ami_ingest.py
 	$(PY) bench/fanout.py
+	$(PY) bench/action_latency.py
+	$(PY) bench/snapshot.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .hypothesis
