@@ -86,3 +86,58 @@ def fakepbx_thread():
     with FakePBXThread(port=0, **FAKEPBX_FAST) as runner:
         runner.call(_fakepbx_phones)
         yield runner
+
+
+# --- the dashboard in a browser (helpers in tests/browser_stack.py) ----------------------------
+
+
+@pytest.fixture
+def server_database(tmp_path):
+    """Environment for a fresh database of a server under test (SQLite file, or a new PostgreSQL
+    database under DATABASE_URL=postgres://, dropped afterwards)."""
+    from tests.browser_stack import fresh_server_database
+
+    with fresh_server_database() as env:
+        yield env
+
+
+@pytest.fixture
+def pbx_thread():
+    """A FakePBX with its own defaults, in its own thread, for a server in another process
+    (`.port`, `.call(fn, *args)`)."""
+    from supervision.ami.fakepbx import FakePBXThread
+
+    with FakePBXThread(port=0) as pbx:
+        yield pbx
+
+
+@pytest.fixture
+def daphne_server(tmp_path, server_database, pbx_thread):
+    """A running dashboard as a DaphneServer (restartable: `.stop()`, `.start()`, `.url`)."""
+    from tests.browser_stack import running_dashboard
+
+    with running_dashboard(tmp_path, server_database, pbx_thread) as server:
+        yield server
+
+
+@pytest.fixture
+def dashboard_server(daphne_server):
+    """The base URL of a running dashboard."""
+    return daphne_server.url
+
+
+@pytest.fixture
+def browser_page(chromium_path):
+    """A page of Debian's Chromium, headless, in English."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.browser_stack import CHROMIUM_ARGS
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
+        context = browser.new_context(viewport={"width": 1280, "height": 800}, locale="en-US")
+        try:
+            yield context.new_page()
+        finally:
+            context.close()
+            browser.close()

@@ -16,7 +16,7 @@ import pytest
 
 from supervision.ami.client import AMIClient
 from supervision.board import device_of
-from tests.test_dashboard_browser import ROOT, DaphneServer, free_port, server_database  # noqa: F401
+from tests.browser_stack import ROOT, DaphneServer, free_port
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -28,7 +28,7 @@ def manage(env, *args, **kwargs):
 
 
 @pytest.fixture
-def demo_env(tmp_path, server_database):  # noqa: F811 - the fixture imported above
+def demo_env(tmp_path, server_database):
     import os
 
     env = {

@@ -3,13 +3,7 @@ presses it and the simulated PBX shows the call taken by his own phone (PickupCh
 
 import pytest
 
-from tests.test_dashboard_browser import (  # noqa: F401 - fixtures
-    browser_page,
-    dashboard_server,
-    log_in,
-    pbx_thread,
-    server_database,
-)
+from tests.browser_stack import log_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(120)]
 

@@ -3,13 +3,7 @@ into ChanSpy on exactly that channel, and the page says he is listening; Stop en
 
 import pytest
 
-from tests.test_dashboard_browser import (  # noqa: F401 - fixtures
-    browser_page,
-    dashboard_server,
-    log_in,
-    pbx_thread,
-    server_database,
-)
+from tests.browser_stack import log_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(120)]
 
