@@ -1,15 +1,23 @@
 """Snapshot cost and board memory: how long a snapshot of N live calls takes to build and turn into
 the WebSocket frame, and how many bytes the board holds per tracked channel.
 
-    .venv/bin/python bench/snapshot.py [--calls 5000] [--rounds 20]
+    .venv/bin/python bench/snapshot.py [--calls 5000] [--rounds 20] [--changed 1000]
 
 The board is filled the way the bridge fills it: AMI bytes through `Parser.feed` into
 `Board.apply` (Newchannel, Newstate Up, BridgeCreate, two BridgeEnter per call: an agent's
-SIP/9xxxx leg and a trunk leg, so --calls 5000 is 10,000 channels). Then, per round:
-  build  = `Bridge.snapshot()` (board.snapshot() of every channel + link state),
-  filter = `audience.filter_channels` for an admin who sees every agent phone,
-  send   = `json.dumps` of the consumer's frame (what goes to daphne for the socket).
-Target: build + filter + send <= 50 ms for 5,000 calls (p99 over the rounds).
+SIP/9xxxx leg and a trunk leg, so --calls 5000 is 10,000 channels). Then, per round, the path a
+dashboard's snapshot takes in the embedded setup (one daphne process, the product's in-memory layer):
+  build  = the bridge answering `bridge.snapshot` (`Bridge.snapshot()`: the board's published
+           channels and their cached JSON texts),
+  layer  = through the channel layer as the bridge sends it (`send_owned`) and the consumer
+           receives it,
+  frame  = `DashboardConsumer._snapshot_frame` for an admin who sees every agent phone: the
+           filter by device and the JSON text frame daphne writes to the socket.
+Three cases: no channel changed since the previous snapshot (every text cached); --changed
+channels changed (1,000 by default: about what 500 AMI events/s change in a second); every channel
+changed (all texts built again: the worst case, e.g. the first snapshot after a rebuild). Not measured: daphne
+framing and the socket write (one `write` of the text), Redis (the snapshot is msgpacked there).
+Target: build + layer + frame <= 50 ms for 5,000 calls.
 Memory: tracemalloc before and after filling the board, divided by the channel count.
 """
 
@@ -17,6 +25,7 @@ import argparse
 import json
 import os
 import platform
+import random
 import statistics
 import sys
 import time
@@ -77,6 +86,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--calls", type=int, default=5000)
     parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument("--changed", type=int, default=1000, help="channels changed between two snapshots")
     args = parser.parse_args()
 
     import django
@@ -102,32 +112,51 @@ def main():
     channels = len(board.snapshot())
     grown = sum(stat.size_diff for stat in after.compare_to(before, "filename"))
 
-    bridge = Bridge(IdleClient(), board, layer=None, name="pbx")
+    import asyncio
+
+    from supervision.channel_layer import InMemoryChannelLayer
+    from supervision.consumers import DashboardConsumer
+
+    layer = InMemoryChannelLayer()
+    bridge = Bridge(IdleClient(), board, layer=layer, name="pbx")
     visible = frozenset(f"SIP/9{i:04d}" for i in range(args.calls))
-    build, filtering, sending, sizes = [], [], [], []
-    for _ in range(args.rounds):
+    socket = DashboardConsumer()  # only its frame building is used: no connection
+    socket.view = audience.View(me={}, people=[], devices=visible)
+
+    names = list(board._published)  # noqa: SLF001
+    rng = random.Random(5)
+
+    async def one_round(changed):
+        for name in rng.sample(names, min(changed, len(names))):
+            board._json.pop(name, None)  # noqa: SLF001 - as if the channel had changed
         t0 = time.perf_counter()
-        snapshot = bridge.snapshot()
+        reply = bridge.snapshot()
         t1 = time.perf_counter()
-        shown = audience.filter_channels(snapshot["channels"], visible)
+        await layer.send_owned("dashboard!1", reply)
+        event = await layer.receive("dashboard!1")
         t2 = time.perf_counter()
-        frame = json.dumps({"type": "snapshot", "me": {}, "people": [], "channels": shown, "link": snapshot["link"],
-                            "seq": snapshot["seq"], "now": snapshot["now"]}, separators=(",", ":"))
+        socket.link = event["link"]
+        frame = socket._snapshot_frame(event, event["seq"])  # noqa: SLF001
         t3 = time.perf_counter()
-        build.append(t1 - t0)
-        filtering.append(t2 - t1)
-        sending.append(t3 - t2)
-        sizes.append(len(frame))
-    total = [a + b + c for a, b, c in zip(build, filtering, sending)]
+        return t1 - t0, t2 - t1, t3 - t2, len(frame)
 
     def ms(values):
         return f"median {statistics.median(values) * 1000:6.1f} ms   p99 {percentile(values, 0.99) * 1000:6.1f} ms"
 
-    print(f"{args.calls} calls = {channels} channels on the board; {len(visible)} shown in the frame ({sizes[0] / 1e6:.2f} MB)")
-    print(f"  build (Bridge.snapshot)      {ms(build)}")
-    print(f"  filter (audience)            {ms(filtering)}")
-    print(f"  send (json.dumps)            {ms(sending)}")
-    print(f"  total                        {ms(total)}   target <= 50 ms")
+    bridge.snapshot()  # the texts of the filling, as after a first dashboard
+    results = {}
+    for changed in (0, args.changed, len(names)):
+        results[changed] = [asyncio.run(one_round(changed)) for _ in range(args.rounds)]
+    size = results[0][0][3]
+    print(f"{args.calls} calls = {channels} channels on the board; {len(visible)} shown in the frame ({size / 1e6:.2f} MB)")
+    for changed, rounds in results.items():
+        build, through, framing, _sizes = zip(*rounds)
+        total = [a + b + c for a, b, c in zip(build, through, framing)]
+        print(f"{changed} channels changed since the previous snapshot:")
+        print(f"  build (Bridge.snapshot)      {ms(build)}")
+        print(f"  layer (send_owned, receive)  {ms(through)}")
+        print(f"  frame (filter + JSON text)   {ms(framing)}")
+        print(f"  total                        {ms(total)}   target <= 50 ms")
     print(f"memory: {grown / 1e6:.1f} MB for {channels} channels = {grown / channels:,.0f} bytes per tracked channel "
           f"(tracemalloc, board + its bridge index)")
     print(f"machine: {os.cpu_count()} cores, Python {platform.python_version()}, load {os.getloadavg()[0]:.1f}")

@@ -172,10 +172,15 @@ class Bridge:
         }
 
     def snapshot(self):
+        """Every channel (read-only dicts shared with the board's published state) and, in the
+        same order, each one's JSON text (`channel_json`): a socket joins the texts of the channels
+        it may show instead of encoding them again."""
+        channels, texts = self.board.published()
         return {
             "type": "board.snapshot",
             "seq": self.board.seq,
-            "channels": self.board.snapshot(),
+            "channels": channels,
+            "channel_json": texts,
             "link": self.link_state(),
             "now": time.time(),
         }
@@ -263,8 +268,9 @@ class Bridge:
     def _queue_group(self, group, message):
         self._outbox.put_nowait(("group", group, message))
 
-    def _queue_send(self, channel, message):
-        self._outbox.put_nowait(("send", channel, message))
+    def _queue_send(self, channel, message, *, owned=False):
+        """`owned`: nothing in `message` will ever change, the layer need not copy it."""
+        self._outbox.put_nowait(("owned" if owned else "send", channel, message))
 
     async def send_to(self, channel, message):
         self._queue_send(channel, message)
@@ -279,6 +285,8 @@ class Bridge:
             try:
                 if kind == "group":
                     await self.layer.group_send(target, message)
+                elif kind == "owned" and hasattr(self.layer, "send_owned"):
+                    await self.layer.send_owned(target, message)
                 else:
                     await self.layer.send(target, message)
             except asyncio.CancelledError:
@@ -314,7 +322,7 @@ class Bridge:
         reply_to = message.get("reply_to")
         if kind == "bridge.snapshot":
             if reply_to:
-                self._queue_send(reply_to, self.snapshot())
+                self._queue_send(reply_to, self.snapshot(), owned=True)
             return
         if kind == "bridge.ping":  # health checks: the link state, without the whole board
             if reply_to:

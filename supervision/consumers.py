@@ -176,19 +176,26 @@ class DashboardConsumer(AsyncWebsocketConsumer):
         self.snapshot_seq = seq
         self.device_seq = {}
         self.link = event.get("link")
-        await self.send_json(
-            {
-                "type": "snapshot",
-                **self.view.as_dict(),
-                "channels": audience.filter_channels(event.get("channels", []), self.view.devices),
-                "link": self.link,
-                "seq": seq,
-                "now": event.get("now"),
-            }
-        )
+        await self.send(text_data=self._snapshot_frame(event, seq))
         pending, self.pending_diffs = self.pending_diffs, []
         for diff_event in pending:
             await self.board_diff(diff_event)
+
+    def _snapshot_frame(self, event, seq):
+        """The snapshot's JSON text. The bridge sends each channel's JSON text along with it
+        (`channel_json`, same order): the visible ones are joined as they are, so an admin's
+        5,000-call frame is not encoded again for every socket."""
+        channels = event.get("channels", [])
+        texts = event.get("channel_json")
+        head = {"type": "snapshot", **self.view.as_dict()}
+        tail = {"link": self.link, "seq": seq, "now": event.get("now")}
+        if not isinstance(texts, list) or len(texts) != len(channels):
+            return json.dumps({**head, "channels": audience.filter_channels(channels, self.view.devices), **tail},
+                              separators=(",", ":"))
+        devices = self.view.devices
+        shown = ",".join(text for channel, text in zip(channels, texts) if channel.get("device") in devices)
+        return "".join((json.dumps(head, separators=(",", ":"))[:-1], ',"channels":[', shown, "],",
+                        json.dumps(tail, separators=(",", ":"))[1:]))
 
     async def board_diff(self, event):
         self.bridge_heard = time.monotonic()
