@@ -111,12 +111,12 @@ def _db(function):
 
 @_db
 def _decide(user_id, target_id, mode):
-    """The policy's answer plus what the Originate needs, read fresh from the database."""
-    decision = policy.can(user_id, mode, target_id)
-    user = policy.fresh_user(user_id)
-    target = policy.fresh_extension(target_id) if target_id is not None else None
+    """The policy's answer plus what the Originate needs, read fresh from the database once (the
+    user, the phone and the permissions serve the press's mode and the keypad-switch check)."""
+    user, target, decisions = policy.decide_each(user_id, (mode, *policy.MODES), target_id)
+    decision = decisions[mode]
     spyer = user.extensions.order_by("pk").first() if user is not None else None
-    allow_switch = bool(decision) and policy.holds_every_mode(user, target)
+    allow_switch = bool(decision) and all(decisions[each] for each in policy.MODES)
     return decision, user, target, spyer, allow_switch
 
 

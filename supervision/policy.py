@@ -90,13 +90,33 @@ def can(user, action, target):
     """May `user` do `action` (a mode, pickup, dial or playback) to `target` (an Extension)?"""
     if action not in ACTIONS:
         return _deny("unknown_action", _("Unknown action."))
+    return _decide(fresh_user(user), action, target, None)
+
+
+def decide_each(user, actions, target):
+    """(user, extension, {action: Decision}) for several actions on one phone, from a single fresh
+    read of the user, the extension and the user's permissions (a spy press needs its own mode and,
+    for ChanSpy's keypad switch, all three). `target` is an Extension, its id, or None."""
     user = fresh_user(user)
+    extension = fresh_extension(target) if target is not None else None
+    decisions = {}
+    for action in actions:
+        if action not in ACTIONS:
+            decisions[action] = _deny("unknown_action", _("Unknown action."))
+        else:
+            decisions[action] = _decide(user, action, target, extension)
+    return user, extension, decisions
+
+
+def _decide(user, action, target, extension):
+    """`user` was just read from the database; `extension` too, when given (else `target` is read)."""
     if user is None or not user.is_active:
         return _deny("inactive", _("Your account is not active."))
     if target is None:
         return _deny("not_found", _("That phone does not exist (any more)."))
     if isinstance(target, Extension) or isinstance(target, int):
-        extension = fresh_extension(target)
+        if extension is None:
+            extension = fresh_extension(target)
         if extension is None:
             return _deny("not_found", _("That phone does not exist (any more)."))
         owner = extension.user
