@@ -26,20 +26,18 @@ with no `Pickup` seen means nothing was ringing there any more: answered elsewhe
 import asyncio
 import logging
 import time
-from collections import defaultdict, deque
+from collections import deque
 from dataclasses import dataclass
+from functools import partial
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import close_old_connections
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from supervision import actions, policy
-from supervision.ami.pending import ActionError, ActionTimeout, ConnectionLost, NotConnected
+from supervision import actions, policy, presses
 from supervision.bridge import speaking
-from supervision.models import Kind, MonitoringSession, Outcome, Recording
-from supervision.monitoring import originate_reason
+from supervision.models import Kind, Outcome, Recording
+from supervision.presses import originate_reason, update_row
 
 logger = logging.getLogger(__name__)
 
@@ -68,18 +66,7 @@ class Job:
     language: str | None = None  # of the page that pressed: the PBX's later events are told in it
 
 
-# --- database (in a thread: the bridge lives in the event loop) ----------------------------------
-
-
-def _db(function):
-    def run(*args, **kwargs):
-        close_old_connections()
-        try:
-            return function(*args, **kwargs)
-        finally:
-            close_old_connections()
-
-    return sync_to_async(run, thread_sensitive=True)
+# --- database reads (run in presses.settle's database step) --------------------------------------
 
 
 def _own_phone(user, from_id):
@@ -92,16 +79,12 @@ def _own_phone(user, from_id):
     return phones.first()
 
 
-@_db
-def _decide_pickup(user_id, target_id):
-    decision = policy.can(user_id, "pickup", target_id)
-    user = policy.fresh_user(user_id)
-    target = policy.fresh_extension(target_id) if target_id is not None else None
-    return decision, user, target, _own_phone(user, None)
+def _read_pickup(user_id, target_id):
+    user, target, decisions = policy.decide_each(user_id, ("pickup",), target_id)
+    return decisions["pickup"], user, target, _own_phone(user, None)
 
 
-@_db
-def _decide_own_phone(user_id, action, from_id):
+def _read_own_phone(user_id, action, from_id):
     """For dial and playback: the user's phone, and may he ring it with this action?"""
     user = policy.fresh_user(user_id)
     phone = _own_phone(user, from_id)
@@ -109,29 +92,12 @@ def _decide_own_phone(user_id, action, from_id):
     return decision, user, phone
 
 
-@_db
-def _decide_recording(user_id, recording_id):
+def _read_playback(user_id, recording_id, from_id):
+    """The phone to play to and its decision, and the recording and whether it is shared."""
+    decision, user, phone = _read_own_phone(user_id, "playback", from_id)
     recording = Recording.objects.filter(pk=recording_id).first() if recording_id is not None else None
-    if recording is None:
-        return None, None
-    return policy.can(user_id, "playback", recording), recording
-
-
-@_db
-def _write(**fields):
-    return MonitoringSession.objects.create(**fields).pk
-
-
-@_db
-def _update(session_id, **fields):
-    MonitoringSession.objects.filter(pk=session_id).update(**fields)
-
-
-@_db
-def _interrupt(session_ids, reason):
-    return MonitoringSession.objects.filter(pk__in=session_ids).live().update(
-        outcome=Outcome.INTERRUPTED, outcome_detail=reason[:255], ended_at=timezone.now()
-    )
+    shared = policy.can(user_id, "playback", recording) if recording is not None else None
+    return decision, user, phone, shared, recording
 
 
 def _row(kind, user, phone, client, *, target=None, label="", **extra):
@@ -168,7 +134,7 @@ class CallControl:
         self.by_action = {}  # ActionID -> Job, until its OriginateResponse
         self.by_target = {}  # ringing channel -> pickup Job, until Pickup / its response
         self.by_channel = {}  # the user's leg -> Job, until its Hangup
-        self.presses = defaultdict(deque)
+        self.window = presses.PressWindow(clock)
         self._recent = deque(maxlen=RECENT_EVENTS)
         self._lock = asyncio.Lock()
 
@@ -177,37 +143,45 @@ class CallControl:
     async def pickup(self, bridge, request):
         target_id = _positive_id(request.command.get("target"))
         job = Job(Kind.PICKUP, request.user_id, target_id=target_id, language=request.language)
-        decision, user, target, phone = await _decide_pickup(request.user_id, target_id)
 
-        async def refuse(reason, text):
-            await self._refuse(request, job, _row(Kind.PICKUP, user, phone, request.client, target=target,
-                                                  target_channel=job.target_channel), reason, text)
+        def look(facts):
+            target = facts[2]
+            ringing = self._ringing_channel(target.device) if target is not None else None
+            return presses.link_of(self.bridge.client), ringing
 
-        if not await self._press_allowed(request, job, refuse):
-            return
-        if not decision:
-            return await refuse(decision.reason, decision.message)
-        name = job.target_name = str(target.user)
-        if phone is None:
-            return await refuse("no_phone", _("You have no phone in the roster to answer on."))
-        if not await self._link_up(refuse):
-            return
-        ringing = self._ringing_channel(target.device)
-        if ringing is None:
-            return await refuse(
-                "not_ringing", _("Nothing rings on %(name)s's phone any more: answered elsewhere or hung up.")
-                % {"name": name})
-        job.target_channel = ringing["name"]
-        try:
-            fields = actions.pickup_originate(phone, job.target_channel)
-        except actions.UnsafeValue as exc:
-            logger.warning("refusing to pick up %r: %s", job.target_channel, exc)
-            return await refuse("unsafe_channel", _("%(name)s's call cannot be picked up.") % {"name": name})
-        row = _row(Kind.PICKUP, user, phone, request.client, target=target, target_channel=job.target_channel,
-                   reason=decision.reason)
-        # Known before sending: a Pickup event racing ahead of our bookkeeping still finds the job.
-        self.by_target[job.target_channel] = job
-        await self._originate(request, job, row, fields, _("Calling your phone to answer %(name)s's call…") % {"name": name})
+        def judge(early, facts, seen):
+            decision, user, target, phone = facts
+
+            def refuse(reason, text, ringing=""):
+                row = _row(Kind.PICKUP, user, phone, request.client, target=target, target_channel=ringing)
+                return presses.refused(row, reason, text)
+
+            if early:
+                return refuse(*early)
+            if not decision:
+                return refuse(decision.reason, decision.message)
+            name = str(target.user)
+            if phone is None:
+                return refuse("no_phone", _("You have no phone in the roster to answer on."))
+            link, ringing = seen
+            down = presses.link_refusal(link)
+            if down:
+                return refuse(*down)
+            if ringing is None:
+                return refuse(
+                    "not_ringing", _("Nothing rings on %(name)s's phone any more: answered elsewhere or hung up.")
+                    % {"name": name})
+            try:
+                fields = actions.pickup_originate(phone, ringing["name"])
+            except actions.UnsafeValue as exc:
+                logger.warning("refusing to pick up %r: %s", ringing["name"], exc)
+                return refuse("unsafe_channel", _("%(name)s's call cannot be picked up.") % {"name": name},
+                              ringing["name"])
+            row = _row(Kind.PICKUP, user, phone, request.client, target=target, target_channel=ringing["name"])
+            return presses.accepted(row, decision.reason, fields, target_name=name, target_channel=ringing["name"])
+
+        await self._press(request, job, partial(_read_pickup, request.user_id, target_id), judge, look,
+                          lambda: _("Calling your phone to answer %(name)s's call…") % {"name": job.target_name})
 
     def _ringing_channel(self, device):
         ringing = [c for c in self.bridge.board.channels_of(device) if c.get("state") == "ringing"]
@@ -219,123 +193,122 @@ class CallControl:
         number = request.command.get("number")
         job = Job(Kind.DIAL, request.user_id, target_name=number if isinstance(number, str) else "",
                   language=request.language)
-        decision, user, phone = await _decide_own_phone(request.user_id, "dial", _positive_id(request.command.get("from")))
 
-        async def refuse(reason, text):
-            await self._refuse(request, job, _row(Kind.DIAL, user, phone, request.client, label=job.target_name),
-                               reason, text)
+        def judge(early, facts, link):
+            decision, user, phone = facts
 
-        if not await self._press_allowed(request, job, refuse):
-            return
-        if not isinstance(number, str) or not actions.DIAL_NUMBER_RE.fullmatch(number):
-            return await refuse("bad_number", _("That is not a number to call: use digits, +, * and # (1 to 32)."))
-        if phone is None:
-            return await refuse("no_phone", _("You have no phone in the roster to call from."))
-        if not decision:
-            return await refuse(decision.reason, decision.message)
-        if not await self._link_up(refuse):
-            return
-        try:
-            fields = actions.dial_originate(phone, number, context=settings.AMI_DIAL_CONTEXT)
-        except actions.UnsafeValue as exc:
-            logger.warning("refusing to dial %r from %s: %s", number, phone.device, exc)
-            return await refuse("bad_number", _("That number cannot be called from here."))
-        row = _row(Kind.DIAL, user, phone, request.client, label=number, reason=decision.reason)
-        await self._originate(request, job, row, fields,
-                              _("Calling your phone; once you answer it calls %(number)s…") % {"number": number})
+            def refuse(reason, text):
+                return presses.refused(_row(Kind.DIAL, user, phone, request.client, label=job.target_name), reason, text)
+
+            if early:
+                return refuse(*early)
+            if not isinstance(number, str) or not actions.DIAL_NUMBER_RE.fullmatch(number):
+                return refuse("bad_number", _("That is not a number to call: use digits, +, * and # (1 to 32)."))
+            if phone is None:
+                return refuse("no_phone", _("You have no phone in the roster to call from."))
+            if not decision:
+                return refuse(decision.reason, decision.message)
+            down = presses.link_refusal(link)
+            if down:
+                return refuse(*down)
+            try:
+                fields = actions.dial_originate(phone, number, context=settings.AMI_DIAL_CONTEXT)
+            except actions.UnsafeValue as exc:
+                logger.warning("refusing to dial %r from %s: %s", number, phone.device, exc)
+                return refuse("bad_number", _("That number cannot be called from here."))
+            return presses.accepted(_row(Kind.DIAL, user, phone, request.client, label=number), decision.reason, fields)
+
+        from_id = _positive_id(request.command.get("from"))
+        await self._press(request, job, partial(_read_own_phone, request.user_id, "dial", from_id), judge,
+                          self._look_at_link,
+                          lambda: _("Calling your phone; once you answer it calls %(number)s…") % {"number": number})
 
     # --- training library -----------------------------------------------------------------------
 
     async def playback(self, bridge, request):
         recording_id = _positive_id(request.command.get("recording"))
         job = Job(Kind.PLAYBACK, request.user_id, recording_id=recording_id, language=request.language)
-        decision, user, phone = await _decide_own_phone(
-            request.user_id, "playback", _positive_id(request.command.get("from")))
-        shared, recording = await _decide_recording(request.user_id, recording_id)
-        if recording is not None:
-            job.target_name = recording.title
 
-        async def refuse(reason, text):
-            await self._refuse(request, job, _row(Kind.PLAYBACK, user, phone, request.client, label=job.target_name,
-                                                  target_channel=recording.path[:200] if recording else ""),
-                               reason, text)
+        def judge(early, facts, link):
+            decision, user, phone, shared, recording = facts
+            title = recording.title if recording is not None else ""
+            path = recording.path[:200] if recording is not None else ""
 
-        if not await self._press_allowed(request, job, refuse):
-            return
-        if recording is None:
-            return await refuse("not_found", _("That recording does not exist (any more)."))
-        if not shared:
-            return await refuse(shared.reason, shared.message)
-        if phone is None:
-            return await refuse("no_phone", _("You have no phone in the roster to play to."))
-        if not decision:
-            return await refuse(decision.reason, decision.message)
-        if not await self._link_up(refuse):
-            return
-        try:
-            fields = actions.playback_originate(phone, recording.path, root=settings.RECORDINGS_ROOT)
-        except actions.UnsafeValue as exc:
-            logger.warning("refusing to play recording %s: %s", recording.pk, exc)
-            return await refuse("bad_path", _("“%(title)s” is not under the recordings folder %(root)s; ask its owner to fix it.")
-                                % {"title": recording.title, "root": settings.RECORDINGS_ROOT})
-        row = _row(Kind.PLAYBACK, user, phone, request.client, label=recording.title,
-                   target_channel=recording.path[:200], reason=shared.reason)
-        await self._originate(request, job, row, fields,
-                              _("Calling your phone to play “%(title)s”…") % {"title": recording.title})
+            def refuse(reason, text):
+                row = _row(Kind.PLAYBACK, user, phone, request.client, label=title, target_channel=path)
+                return presses.refused(row, reason, text)
 
-    # --- shared steps ---------------------------------------------------------------------------
-
-    async def _press_allowed(self, request, job, refuse):
-        now = self.clock()
-        window = self.presses[request.user_id]
-        while window and now - window[0] > PRESS_WINDOW:
-            window.popleft()
-        window.append(now)
-        if len(window) > PRESS_LIMIT:
-            await refuse("rate_limited", _("Too many presses; wait a few seconds."))
-            return False
-        if request.user_id in self.pending_by_user:
-            await refuse("busy", _("Your previous press is still being handled; wait until your phone answers."))
-            return False
-        return True
-
-    async def _link_up(self, refuse):
-        link = self.bridge.client.link
-        if link.state == "up":
-            return True
-        await refuse("pbx_down", _("The PBX link is %(state)s (%(detail)s); try again when it is back.")
-                     % {"state": link.state, "detail": link.detail or "-"})
-        return False
-
-    async def _refuse(self, request, job, row, reason, text):
-        job.state = Outcome.DENIED
-        job.session_id = await _write(**row, reason=reason, outcome=Outcome.DENIED, outcome_detail=str(text)[:255],
-                                      ended_at=timezone.now())
-        await self._status(job, "denied", reason, text)
-
-    async def _originate(self, request, job, row, fields, calling_text):
-        self.pending_by_user[job.user_id] = job  # before the first await: a second press sees it
-        try:
-            job.session_id = await _write(**row, outcome=Outcome.REQUESTED)
+            if early:
+                return refuse(*early)
+            if recording is None:
+                return refuse("not_found", _("That recording does not exist (any more)."))
+            if not shared:
+                return refuse(shared.reason, shared.message)
+            if phone is None:
+                return refuse("no_phone", _("You have no phone in the roster to play to."))
+            if not decision:
+                return refuse(decision.reason, decision.message)
+            down = presses.link_refusal(link)
+            if down:
+                return refuse(*down)
             try:
-                response = await self.bridge.client.send("Originate", fields)
-            except NotConnected as exc:
-                return await self._finish(job, Outcome.DENIED, _("The PBX link is down: %(why)s") % {"why": exc},
-                                          reason="pbx_down")
-            except ActionError as exc:
-                return await self._finish(job, Outcome.FAILED, _("The PBX refused: %(why)s") % {"why": exc.message})
-            except ActionTimeout:
-                return await self._finish(job, Outcome.FAILED, _("The PBX did not answer in time."))
-            except ConnectionLost:
-                return await self._finish(job, Outcome.INTERRUPTED, _("The PBX link dropped while calling your phone."))
+                fields = actions.playback_originate(phone, recording.path, root=settings.RECORDINGS_ROOT)
+            except actions.UnsafeValue as exc:
+                logger.warning("refusing to play recording %s: %s", recording.pk, exc)
+                return refuse("bad_path", _("“%(title)s” is not under the recordings folder %(root)s; ask its owner to fix it.")
+                              % {"title": title, "root": settings.RECORDINGS_ROOT})
+            row = _row(Kind.PLAYBACK, user, phone, request.client, label=title, target_channel=path)
+            return presses.accepted(row, shared.reason, fields, target_name=title)
+
+        from_id = _positive_id(request.command.get("from"))
+        await self._press(request, job, partial(_read_playback, request.user_id, recording_id, from_id), judge,
+                          self._look_at_link,
+                          lambda: _("Calling your phone to play “%(title)s”…") % {"title": job.target_name})
+
+    # --- the press path: check -> audit row -> send -> track -> report ----------------------------
+
+    def _early_refusal(self, request):
+        """(reason, words) when a press is refused before the policy is asked, else None."""
+        if not self.window.allow(request.user_id, PRESS_LIMIT, PRESS_WINDOW):
+            return presses.RATE_LIMITED, presses.rate_limited_text()
+        if request.user_id in self.pending_by_user:
+            return "busy", _("Your previous press is still being handled; wait until your phone answers.")
+        return None
+
+    def _look_at_link(self, _facts):
+        return presses.link_of(self.bridge.client)
+
+    async def _press(self, request, job, read, judge, look, calling_text):
+        """Settle the press in one database step (its row committed), then send the Originate
+        and follow it by its ActionID. `judge(early, facts, seen)` is the command's own decision;
+        `calling_text()` the words once the PBX took the Originate."""
+        early = self._early_refusal(request)
+        if early is None:
+            self.pending_by_user[job.user_id] = job  # before the first await: a second press sees it
+        try:
+            verdict = await presses.settle(read, partial(judge, early), look)
+            job.session_id = verdict.session_id
+            if not verdict.allowed:
+                self._release(job)
+                job.state = Outcome.DENIED
+                return await self._status(job, "denied", verdict.reason, verdict.text)
+            for name, value in verdict.found.items():
+                setattr(job, name, value)
+            if job.kind == Kind.PICKUP:
+                # Known before sending: a Pickup event racing ahead of our bookkeeping still finds the job.
+                self.by_target[job.target_channel] = job
+            response, failure = await presses.send_originate(self.bridge.client, verdict.fields)
+            if failure is not None:
+                outcome, why, reason = failure
+                return await self._finish(job, outcome, why, reason=reason)
         except BaseException:
             self._release(job)
             raise
         job.action_id = response.action_id or ""
         job.state = Outcome.QUEUED
         self.by_action[job.action_id] = job
-        await _update(job.session_id, outcome=Outcome.QUEUED, action_id=job.action_id)
-        await self._status(job, "queued", "ok", calling_text)
+        await update_row(job.session_id, outcome=Outcome.QUEUED, action_id=job.action_id)
+        await self._status(job, "queued", "ok", calling_text())
         # Events that shared a TCP read with the Response were seen before the ActionID was known.
         async with self._lock:
             for msg in list(self._recent):
@@ -413,7 +386,7 @@ class CallControl:
         self.pending_by_user.pop(job.user_id, None)
         if channel:
             self.by_channel[channel] = job
-        await _update(job.session_id, outcome=Outcome.ANSWERED, answered_at=timezone.now(), spy_channel=channel[:200])
+        await update_row(job.session_id, outcome=Outcome.ANSWERED, answered_at=timezone.now(), spy_channel=channel[:200])
         if job.kind == Kind.PLAYBACK:
             text = _("Playing “%(title)s” on your phone.") % {"title": job.target_name}
         else:
@@ -431,12 +404,12 @@ class CallControl:
         if first:
             job.state = Outcome.ANSWERED
             self.pending_by_user.pop(job.user_id, None)
-            await _update(job.session_id, outcome=Outcome.ANSWERED, answered_at=timezone.now(),
+            await update_row(job.session_id, outcome=Outcome.ANSWERED, answered_at=timezone.now(),
                           spy_channel=(picker_channel or "")[:200])
             await self._status(job, "answered", "picked_up",
                                _("You answered %(name)s's call on your phone.") % {"name": job.target_name})
         elif picker_channel:
-            await _update(job.session_id, spy_channel=picker_channel[:200])
+            await update_row(job.session_id, spy_channel=picker_channel[:200])
 
     def on_link(self, link=None):
         state = getattr(link, "state", None) or self.bridge.client.link.state
@@ -457,7 +430,7 @@ class CallControl:
             with speaking(job.language):  # each row and message in its own presser's language
                 reason = _("The PBX link was lost (%(state)s).") % {"state": state}
                 if job.session_id is not None:
-                    await _interrupt([job.session_id], reason)
+                    await presses.interrupt_rows([job.session_id], reason)
                 job.state = Outcome.INTERRUPTED
                 await self._status(job, "interrupted", "link_down", reason)
 
@@ -469,7 +442,7 @@ class CallControl:
         fields = {"outcome": outcome, "outcome_detail": str(why)[:255], "ended_at": timezone.now()}
         if reason:
             fields["reason"] = reason
-        await _update(job.session_id, **fields)
+        await update_row(job.session_id, **fields)
         await self._status(job, outcome, reason or "ok", why)
 
     def _release(self, job):

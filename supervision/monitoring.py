@@ -25,20 +25,19 @@ and to the monitored person (NOTIFY_MONITORED): {"type": "monitored", "by": name
 import asyncio
 import logging
 import time
-from collections import defaultdict, deque
+from collections import deque
 from dataclasses import dataclass, field
+from functools import partial
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import close_old_connections
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_noop
 
-from supervision import actions, policy
+from supervision import actions, policy, presses
 from supervision.ami.pending import ActionError, ActionTimeout, ConnectionLost, NotConnected
 from supervision.bridge import speaking
 from supervision.models import Kind, MonitoringSession, Outcome
+from supervision.presses import originate_reason, update_row
 
 logger = logging.getLogger(__name__)
 
@@ -46,23 +45,6 @@ PRESS_LIMIT = 5  # presses (spy + spy.switch) per user...
 PRESS_WINDOW = 10.0  # ...within this many seconds
 RECENT_EVENTS = 500  # spy-related events kept for _replay_after
 SPY_EVENTS = {"OriginateResponse", "ChanSpyStart", "ChanSpyStop", "Hangup"}
-
-# OriginateResponse `Reason`, as a real Asterisk 20 sends it (ami-captures/README.md); put in
-# words in the language active when the outcome is told.
-ORIGINATE_REASONS = {
-    "0": gettext_noop("not available / no such extension"),
-    "1": gettext_noop("hung up"),
-    "3": gettext_noop("no answer"),
-    "4": gettext_noop("answered"),
-    "5": gettext_noop("busy"),
-    "8": gettext_noop("congestion / not available"),
-}
-
-
-def originate_reason(code):
-    words = ORIGINATE_REASONS.get(str(code))
-    return _(words) if words else _("reason %(code)s") % {"code": code}
-
 
 def doing(mode, name):
     """"Listening to Anna" - what the user's phone is doing now."""
@@ -95,22 +77,10 @@ class LiveSession:
     language: str | None = None
 
 
-# --- database (run in a thread: the bridge lives in the event loop) ------------------------------
+# --- database reads (run in presses.settle's database step) --------------------------------------
 
 
-def _db(function):
-    def run(*args, **kwargs):
-        close_old_connections()
-        try:
-            return function(*args, **kwargs)
-        finally:
-            close_old_connections()
-
-    return sync_to_async(run, thread_sensitive=True)
-
-
-@_db
-def _decide(user_id, target_id, mode):
+def _read_press(user_id, target_id, mode):
     """The policy's answer plus what the Originate needs, read fresh from the database once (the
     user, the phone and the permissions serve the press's mode and the keypad-switch check)."""
     user, target, decisions = policy.decide_each(user_id, (mode, *policy.MODES), target_id)
@@ -120,41 +90,15 @@ def _decide(user_id, target_id, mode):
     return decision, user, target, spyer, allow_switch
 
 
-@_db
-def _recheck(user_id, target_id, mode):
-    decision = policy.can(user_id, mode, target_id)
-    user = policy.fresh_user(user_id)
-    target = policy.fresh_extension(target_id) if target_id is not None else None
-    return decision, user, target
-
-
-@_db
-def _people(user_id, target_id):
+def _read_people(user_id, target_id):
     user = policy.fresh_user(user_id)
     target = policy.fresh_extension(target_id) if target_id is not None else None
     return user, target
 
 
-@_db
-def _write(**fields):
-    return MonitoringSession.objects.create(**fields).pk
-
-
-@_db
-def _update(session_id, **fields):
-    MonitoringSession.objects.filter(pk=session_id).update(**fields)
-
-
-@_db
-def _interrupt(session_ids, reason):
-    return MonitoringSession.objects.filter(pk__in=session_ids).live().update(
-        outcome=Outcome.INTERRUPTED, outcome_detail=reason[:255], ended_at=timezone.now()
-    )
-
-
-@_db
-def _interrupt_open(reason):
-    return MonitoringSession.objects.interrupt_open(reason)
+def _read_switch(user_id, target_id, mode):
+    user, target, decisions = policy.decide_each(user_id, (mode,), target_id)
+    return decisions[mode], user, target
 
 
 def _row(user, target, spyer, mode, client, **extra):
@@ -183,6 +127,37 @@ def _target_id(value):
     return value
 
 
+def _judge_press(mode, client, facts, seen):
+    """A spy press decided (pure): refused with the first reason that holds, or the Originate."""
+    decision, user, target, spyer, allow_switch = facts
+
+    def refuse(reason, text):
+        return presses.refused(_row(user, target, spyer, mode, client), reason, text)
+
+    if mode not in policy.MODES:
+        return refuse("unknown_action", _("Unknown action."))
+    if not decision:
+        return refuse(decision.reason, decision.message)
+    name = str(target.user)
+    if spyer is None:
+        return refuse("no_phone", _("You have no phone in the roster to listen on."))
+    link, channel = seen
+    down = presses.link_refusal(link)
+    if down:
+        return refuse(*down)
+    if channel is None or channel.get("state") != "up":
+        return refuse("no_call", _("%(name)s has no call right now.") % {"name": name})
+    try:
+        fields = actions.spy_originate(spyer, channel["name"], mode, allow_switch=allow_switch, action_id=None)
+    except actions.UnsafeValue as exc:
+        logger.warning("refusing to spy on %r: %s", channel.get("name"), exc)
+        return refuse("unsafe_channel", _("%(name)s's call cannot be joined.") % {"name": name})
+    row = _row(user, target, spyer, mode, client, target_channel=channel["name"], allow_switch=allow_switch)
+    return presses.accepted(row, decision.reason, fields, user_name=str(user), target_name=name,
+                            target_user_id=target.user_id, target_channel=channel["name"],
+                            allow_switch=allow_switch)
+
+
 class SpyMonitor:
     def __init__(self, bridge, *, clock=time.monotonic):
         self.bridge = bridge
@@ -190,7 +165,7 @@ class SpyMonitor:
         self.by_user = {}  # user id -> LiveSession (one live session per user)
         self.by_action = {}  # ActionID -> LiveSession, from `Response: Success` to OriginateResponse
         self.by_spy_channel = {}  # spy leg's channel name -> LiveSession
-        self.presses = defaultdict(deque)
+        self.window = presses.PressWindow(clock)
         self._recent = deque(maxlen=RECENT_EVENTS)
         self._lock = asyncio.Lock()
         self._tasks = set()
@@ -202,7 +177,7 @@ class SpyMonitor:
         mode = command.get("mode")
         target_id = _target_id(command.get("target"))
         if not self._press_allowed(request.user_id):
-            await self._refuse_press(request, target_id, mode, "rate_limited", _("Too many presses; wait a few seconds."))
+            await self._refuse_press(request, target_id, mode, presses.RATE_LIMITED, presses.rate_limited_text())
             return
         await self._start(request, target_id, mode)
 
@@ -219,7 +194,7 @@ class SpyMonitor:
         live = self.by_user.get(request.user_id)
         if not self._press_allowed(request.user_id):
             await self._refuse_press(
-                request, live.target_id if live else None, mode, "rate_limited", _("Too many presses; wait a few seconds.")
+                request, live.target_id if live else None, mode, presses.RATE_LIMITED, presses.rate_limited_text()
             )
             return
         if live is None or live.session_id is None:
@@ -232,13 +207,19 @@ class SpyMonitor:
         if mode == live.mode:
             await self._status(request.user_id, live.state, "same_mode", doing(mode, live.target_name), live)
             return
-        decision, user, target = await _recheck(request.user_id, live.target_id, mode if mode in policy.MODES else None)
-        if mode not in policy.MODES or not decision:
+
+        def judge(facts, _seen):
+            decision, user, target = facts
+            if mode in policy.MODES and decision:
+                return None  # allowed: the session's own row follows the switch
             reason = decision.reason if mode in policy.MODES else "unknown_action"
             text = decision.message if mode in policy.MODES else _("Unknown action.")
-            await _write(**_row(user, target, None, mode, request.client, reason=reason,
-                                outcome=Outcome.DENIED, outcome_detail=text, ended_at=timezone.now()))
-            await self._status(request.user_id, "denied", reason, text, live, mode=mode)
+            return presses.refused(_row(user, target, None, mode, request.client), reason, text)
+
+        refusal = await presses.settle(
+            partial(_read_switch, request.user_id, live.target_id, mode if mode in policy.MODES else None), judge)
+        if refusal is not None:
+            await self._status(request.user_id, "denied", refusal.reason, refusal.text, live, mode=mode)
             return
         if live.allow_switch:
             live.language = request.language
@@ -250,7 +231,7 @@ class SpyMonitor:
                 return
             live.mode = mode
             live.modes.append(mode)
-            await _update(live.session_id, mode=mode, modes=",".join(live.modes))
+            await update_row(live.session_id, mode=mode, modes=",".join(live.modes))
             await self._status(request.user_id, live.state, "switched", doing(mode, live.target_name), live)
             if live.state == Outcome.SPYING:
                 await self._notify_monitored(live, active=True)
@@ -278,67 +259,37 @@ class SpyMonitor:
             raise
 
     async def _originate(self, request, live):
-        user_id, mode, target_id = request.user_id, live.mode, live.target_id
-        decision, user, target, spyer, allow_switch = await _decide(
-            user_id, target_id, mode if mode in policy.MODES else None
-        )
-
-        async def refuse(reason, text):
-            await _write(**_row(user, target, spyer, mode, request.client, reason=reason, outcome=Outcome.DENIED,
-                                outcome_detail=text, ended_at=timezone.now()))
+        mode = live.mode
+        verdict = await presses.settle(
+            partial(_read_press, request.user_id, live.target_id, mode if mode in policy.MODES else None),
+            partial(_judge_press, mode, request.client), self._look_at_target)
+        if not verdict.allowed:
             self._release(live)
-            await self._status(user_id, "denied", reason, text, live)
-
-        if mode not in policy.MODES:
-            return await refuse("unknown_action", _("Unknown action."))
-        if not decision:
-            return await refuse(decision.reason, decision.message)
-        name = str(target.user)
-        live.user_name, live.target_name, live.target_user_id = str(user), name, target.user_id
-        if spyer is None:
-            return await refuse("no_phone", _("You have no phone in the roster to listen on."))
-        link = self.bridge.client.link
-        if link.state != "up":
-            return await refuse(
-                "pbx_down", _("The PBX link is %(state)s (%(detail)s); try again when it is back.")
-                % {"state": link.state, "detail": link.detail or "-"}
-            )
-        channel = self.bridge.board.live_channel(target.device)
-        if channel is None or channel.get("state") != "up":
-            return await refuse("no_call", _("%(name)s has no call right now.") % {"name": name})
-        try:
-            fields = actions.spy_originate(spyer, channel["name"], mode, allow_switch=allow_switch, action_id=None)
-        except actions.UnsafeValue as exc:
-            logger.warning("refusing to spy on %r: %s", channel.get("name"), exc)
-            return await refuse("unsafe_channel", _("%(name)s's call cannot be joined.") % {"name": name})
-
-        live.target_channel, live.allow_switch, live.modes = channel["name"], allow_switch, [mode]
-        live.session_id = await _write(**_row(
-            user, target, spyer, mode, request.client, reason=decision.reason, target_channel=channel["name"],
-            allow_switch=allow_switch, outcome=Outcome.REQUESTED,
-        ))
+            return await self._status(live.user_id, "denied", verdict.reason, verdict.text, live)
+        for name, value in verdict.found.items():
+            setattr(live, name, value)
+        live.modes, live.session_id = [mode], verdict.session_id
         if live.stop_requested:
             return await self._finish(live, Outcome.ENDED, _("Stopped before your phone was called."))
-        try:
-            response = await self.bridge.client.send("Originate", fields)
-        except NotConnected as exc:
-            return await self._finish(live, Outcome.DENIED, _("The PBX link is down: %(why)s") % {"why": exc},
-                                      reason="pbx_down")
-        except ActionError as exc:
-            return await self._finish(live, Outcome.FAILED, _("The PBX refused: %(why)s") % {"why": exc.message})
-        except ActionTimeout:
-            return await self._finish(live, Outcome.FAILED, _("The PBX did not answer in time."))
-        except ConnectionLost:
-            return await self._finish(live, Outcome.INTERRUPTED, _("The PBX link dropped while calling your phone."))
+        response, failure = await presses.send_originate(self.bridge.client, verdict.fields)
+        if failure is not None:
+            outcome, why, reason = failure
+            return await self._finish(live, outcome, why, reason=reason)
         live.action_id = response.action_id or ""
         live.state = Outcome.QUEUED
         self.by_action[live.action_id] = live
-        await _update(live.session_id, outcome=Outcome.QUEUED, action_id=live.action_id)
-        await self._status(user_id, "queued", "ok", _("Calling your phone…"), live)
+        await update_row(live.session_id, outcome=Outcome.QUEUED, action_id=live.action_id)
+        await self._status(live.user_id, "queued", "ok", _("Calling your phone…"), live)
         async with self._lock:
             for msg in list(self._recent):
                 if msg.event == "OriginateResponse" and msg.action_id == live.action_id:
                     await self._handle(msg)
+
+    def _look_at_target(self, facts):
+        """In the loop: the PBX link and the target phone's call as the board has them now."""
+        target = facts[2]
+        channel = self.bridge.board.live_channel(target.device) if target is not None else None
+        return presses.link_of(self.bridge.client), channel
 
     async def _replay_after(self, live, origin):
         """Handle the spy leg's events that came after its OriginateResponse but before we knew the
@@ -392,7 +343,7 @@ class SpyMonitor:
                 live.spy_channel = msg.get("Channel") or ""
                 live.state = Outcome.ANSWERED
                 self.by_spy_channel[live.spy_channel] = live
-                await _update(live.session_id, outcome=Outcome.ANSWERED, answered_at=timezone.now(),
+                await update_row(live.session_id, outcome=Outcome.ANSWERED, answered_at=timezone.now(),
                               spy_channel=live.spy_channel[:200])
                 if live.stop_requested:
                     await self._hangup(live)
@@ -407,7 +358,7 @@ class SpyMonitor:
             if live.state == Outcome.SPYING:
                 return
             live.state = Outcome.SPYING
-            await _update(live.session_id, outcome=Outcome.SPYING, spying_started_at=timezone.now())
+            await update_row(live.session_id, outcome=Outcome.SPYING, spying_started_at=timezone.now())
             await self._status(live.user_id, "spying", "ok", doing(live.mode, live.target_name), live)
             await self._notify_monitored(live, active=True)
         elif event in ("ChanSpyStop", "Hangup"):
@@ -431,7 +382,7 @@ class SpyMonitor:
         for live in sessions:
             with speaking(live.language):  # each row and message in its own presser's language
                 reason = _("The PBX link was lost (%(state)s).") % {"state": state}
-                await _interrupt([live.session_id], reason)
+                await presses.interrupt_rows([live.session_id], reason)
                 live.state = Outcome.INTERRUPTED
                 await self._status(live.user_id, "interrupted", "link_down", reason, live)
             if live.spy_channel:
@@ -467,7 +418,7 @@ class SpyMonitor:
         fields = {"outcome": outcome, "outcome_detail": str(why)[:255], "ended_at": timezone.now()}
         if reason:
             fields["reason"] = reason
-        await _update(live.session_id, **fields)
+        await update_row(live.session_id, **fields)
         await self._status(live.user_id, outcome, reason or "ok", why, live)
         if was_spying:
             await self._notify_monitored(live, active=False)
@@ -488,17 +439,12 @@ class SpyMonitor:
     # --- refusals and rate limit ------------------------------------------------------------------
 
     def _press_allowed(self, user_id):
-        now = self.clock()
-        window = self.presses[user_id]
-        while window and now - window[0] > PRESS_WINDOW:
-            window.popleft()
-        window.append(now)
-        return len(window) <= PRESS_LIMIT
+        return self.window.allow(user_id, PRESS_LIMIT, PRESS_WINDOW)
 
     async def _refuse_press(self, request, target_id, mode, reason, text):
-        user, target = await _people(request.user_id, target_id)
-        await _write(**_row(user, target, None, mode, request.client, reason=reason, outcome=Outcome.DENIED,
-                            outcome_detail=text, ended_at=timezone.now()))
+        """Refused before the policy is asked: the row names whom it was about all the same."""
+        await presses.settle(partial(_read_people, request.user_id, target_id),
+                             lambda people, _seen: presses.refused(_row(*people, None, mode, request.client), reason, text))
         await self._status(request.user_id, "denied", reason, text, mode=mode, target=target_id)
 
     async def _refuse_busy(self, request, target_id, mode, current):
@@ -507,10 +453,7 @@ class SpyMonitor:
                 "name": current.target_name, "mode": _(current.mode)}
         else:
             text = _("Your previous press is still being handled.")
-        user, target = await _people(request.user_id, target_id)
-        await _write(**_row(user, target, None, mode, request.client, reason="already_monitoring",
-                            outcome=Outcome.DENIED, outcome_detail=text, ended_at=timezone.now()))
-        await self._status(request.user_id, "denied", "already_monitoring", text, mode=mode, target=target_id)
+        await self._refuse_press(request, target_id, mode, "already_monitoring", text)
 
     # --- messages ---------------------------------------------------------------------------------
 
@@ -554,5 +497,5 @@ def install(bridge):
     if loop is None:
         MonitoringSession.objects.interrupt_open(reason)
     else:
-        monitor.startup = loop.create_task(_interrupt_open(reason))
+        monitor.startup = loop.create_task(presses.interrupt_open_rows(reason))
     return monitor
