@@ -5,9 +5,18 @@ the bridge for a snapshot and then forwards diffs (filtered once more here): a p
 user's view never reaches the browser, not even as a diff. Diffs that arrive before the snapshot
 are buffered; those the snapshot already holds (seq <= snapshot seq) are dropped. Browser commands are checked for shape only and
 forwarded to the bridge, which checks rights and records them.
+
+A page that announces acknowledgements (`hello` with `acks: true`) gets a bounded window: the
+consumer counts the frames it sent after the page's last `ack`, and past ACK_WINDOW_FRAMES (or
+ACK_WINDOW_BYTES) it drops that page's diffs instead of handing them to daphne, whose write buffer
+has no bound. The page is then stale: its next `ack` or `ping` gets one fresh snapshot, and if it
+stays silent for STALE_CLOSE_SECONDS the socket is closed with STALE_CLOSE_CODE (the page reconnects
+and gets a snapshot). Pages that never said `hello` are not bounded here (daphne's ping timeout
+still lets a stuck one go).
 """
 
 import asyncio
+import collections
 import json
 import logging
 import random
@@ -39,6 +48,13 @@ SNAPSHOT_WAIT_SECONDS = 3
 BRIDGE_SILENT_BEATS = 3
 NO_BRIDGE = {"state": "no_bridge", "since": None, "detail": ""}
 MODES = ("listen", "whisper", "barge")
+# A page that acknowledges may be this far behind (frames sent after its last ack, or their bytes)
+# before its diffs are dropped: at a curator's few frames a second, minutes of slack; an admin's
+# page at 200 frames/s acks every 500 ms, so it stays well inside.
+ACK_WINDOW_FRAMES = 200
+ACK_WINDOW_BYTES = 1_000_000
+STALE_CLOSE_SECONDS = 60  # a stale page pings every 20 s; this much silence means it is gone
+STALE_CLOSE_CODE = 4408  # the page reconnects at once and gets a snapshot
 
 # Browser command shapes: field -> (type, required). Anything else in the frame is refused.
 ID, MODE, TEXT = "id", "mode", "text"
@@ -48,7 +64,7 @@ COMMAND_SHAPES = {
     "spy.switch": {"session": (ID, True), "mode": (MODE, True)},
     "pickup": {"target": (ID, True)},
     "dial": {"number": (TEXT, True), "from": (ID, False)},
-    "playback": {"recording": (TEXT, True), "from": (ID, False)},
+    "playback": {"recording": (ID, True), "from": (ID, False)},
 }
 MAX_TEXT = 80
 
@@ -95,6 +111,11 @@ class DashboardConsumer(AsyncWebsocketConsumer):
         self.snapshot_seq = None  # None while waiting for the bridge's snapshot
         self.device_seq = {}  # device -> seq of the last diff forwarded for it
         self.pending_diffs = []
+        self.acks = False  # the page acknowledges what it applied (its `hello`)
+        self.unacked = collections.deque()  # (seq, characters) of frames sent after the last ack
+        self.unacked_chars = 0
+        self.stale = False  # fell behind the window: diffs are dropped until it speaks again
+        self.stale_close = None
         self.link = None
         self.bridge_heard = time.monotonic()  # the last message from the bridge
         self.user_group = user_group(self.user.pk)
@@ -127,7 +148,7 @@ class DashboardConsumer(AsyncWebsocketConsumer):
         return settings.LANGUAGE_CODE
 
     async def disconnect(self, code):
-        for task in [*getattr(self, "timers", []), getattr(self, "snapshot_wait", None)]:
+        for task in [*getattr(self, "timers", []), getattr(self, "snapshot_wait", None), getattr(self, "stale_close", None)]:
             if task is not None:
                 task.cancel()
         if hasattr(self, "user_group"):
@@ -176,7 +197,9 @@ class DashboardConsumer(AsyncWebsocketConsumer):
         self.snapshot_seq = seq
         self.device_seq = {}
         self.link = event.get("link")
-        await self.send(text_data=self._snapshot_frame(event, seq))
+        self.unacked.clear()  # what the page had is replaced by this
+        self.unacked_chars = 0
+        await self._send_counted(seq, self._snapshot_frame(event, seq))
         pending, self.pending_diffs = self.pending_diffs, []
         for diff_event in pending:
             await self.board_diff(diff_event)
@@ -199,6 +222,8 @@ class DashboardConsumer(AsyncWebsocketConsumer):
 
     async def board_diff(self, event):
         self.bridge_heard = time.monotonic()
+        if self.stale:
+            return  # dropped, never queued: the page gets a snapshot when it speaks again
         if self.snapshot_seq is None:
             self.pending_diffs.append(event)
             return
@@ -214,7 +239,46 @@ class DashboardConsumer(AsyncWebsocketConsumer):
         self.device_seq[device] = seq
         diffs = audience.filter_diffs(event["diffs"], self.view.devices)
         if diffs:
-            await self.send_json({"type": "diff", "seq": seq, "diffs": diffs})
+            if self.acks and (len(self.unacked) >= ACK_WINDOW_FRAMES or self.unacked_chars >= ACK_WINDOW_BYTES):
+                await self._fall_behind()
+                return
+            await self._send_counted(seq, json.dumps({"type": "diff", "seq": seq, "diffs": diffs}, separators=(",", ":")))
+
+    # --- the acknowledgement window --------------------------------------------------------------
+
+    async def _send_counted(self, seq, text):
+        if self.acks:
+            self.unacked.append((seq, len(text)))
+            self.unacked_chars += len(text)
+        await self.send(text_data=text)
+
+    async def _fall_behind(self):
+        logger.info("dashboard of user %s is %s frames behind; dropping its diffs until it acks",
+                    self.user.pk, len(self.unacked))
+        self.stale = True
+        self.stale_close = asyncio.create_task(self._close_if_silent())
+
+    async def _close_if_silent(self):
+        await asyncio.sleep(STALE_CLOSE_SECONDS)
+        if self.stale:
+            logger.info("dashboard of user %s stayed silent while stale; closing it", self.user.pk)
+            await self.close(code=STALE_CLOSE_CODE)
+
+    def _acknowledged(self, seq):
+        while self.unacked and self.unacked[0][0] <= seq:
+            self.unacked_chars -= self.unacked.popleft()[1]
+
+    async def _heard_from_page(self):
+        """The page reads again: a stale one gets one fresh snapshot instead of what it missed."""
+        if not self.stale:
+            return
+        self.stale = False
+        if self.stale_close is not None:
+            self.stale_close.cancel()
+            self.stale_close = None
+        self.unacked.clear()
+        self.unacked_chars = 0
+        await self.request_snapshot()
 
     async def board_link(self, event):
         self.bridge_heard = time.monotonic()
@@ -298,7 +362,22 @@ class DashboardConsumer(AsyncWebsocketConsumer):
         if not isinstance(message, dict) or not isinstance(message.get("type"), str):
             return await self.send_error("bad_message", _("A message is a JSON object with a \"type\"."))
         kind = message["type"]
+        if kind == "ack":
+            seq = message.get("seq")
+            if set(message) != {"type", "seq"} or not isinstance(seq, int) or isinstance(seq, bool) or not 0 <= seq < 2**63:
+                return await self.send_error("bad_field", _("Field %(field)s has a wrong value.") % {"field": "seq"})
+            self._acknowledged(seq)
+            return await self._heard_from_page()
+        if kind == "hello":
+            acks = message.get("acks")
+            if set(message) != {"type", "acks"} or not isinstance(acks, bool):
+                return await self.send_error("bad_field", _("Field %(field)s has a wrong value.") % {"field": "acks"})
+            self.acks = acks
+            self.unacked.clear()
+            self.unacked_chars = 0
+            return
         if kind == "ping":
+            await self._heard_from_page()
             return await self.send_json({"type": "pong"})
         if kind == "resync":
             return await self.refresh_view_and_snapshot()

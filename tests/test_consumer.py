@@ -203,6 +203,15 @@ BAD_FRAMES = [
     ('{"type": "spy.switch", "session": 3, "mode": null}', "bad_field"),
     ('{"type": "dial", "number": ""}', "bad_field"),
     ('{"type": "playback", "recording": "%s"}' % ("x" * 200), "bad_field"),
+    ('{"type": "playback", "recording": "3"}', "bad_field"),  # an id is a number
+    ('{"type": "playback", "recording": 0}', "bad_field"),
+    ('{"type": "ack", "seq": -1}', "bad_field"),
+    ('{"type": "ack", "seq": "5"}', "bad_field"),
+    ('{"type": "ack", "seq": true}', "bad_field"),
+    ('{"type": "ack"}', "bad_field"),
+    ('{"type": "ack", "seq": 5, "more": 1}', "bad_field"),
+    ('{"type": "hello", "acks": "yes"}', "bad_field"),
+    ('{"type": "hello"}', "bad_field"),
     ('{"type": "ping", "pad": "%s"}' % ("x" * 5000), "too_big"),
 ]
 

@@ -8,6 +8,11 @@
   const LIVE_SESSION = new Set(["queued", "answered", "spying", "listening", "stopping"]);
   const HEARTBEAT_MS = 20000;
   const SILENCE_MS = 45000; // the server sends a heartbeat every 15 s; silence this long = dead link
+  // Acknowledge what was applied, so the server can bound what it sends ahead of this page: after
+  // this many frames, or this long after the first unacknowledged one (cheap either way).
+  const ACK_EVERY_FRAMES = 50;
+  const ACK_AFTER_MS = 500;
+  const STALE_CLOSE_CODE = 4408; // the server closed a page that fell behind and stayed silent
 
   const $ = (id) => document.getElementById(id);
   const fmt = (text, values) => text.replace(/%\((\w+)\)s/g, (_, key) => (values[key] ?? ""));
@@ -15,6 +20,8 @@
   let socket = null;
   let retry = 0;
   let lastHeard = 0;
+  let unacked = 0; // frames applied since the last ack
+  let ackTimer = null;
   let state = null; // {me, people, channels: Map, link, seq, skew}
   let cards = new Map(); // person id -> card elements
   const sessions = new Map(); // extension id -> latest spy.status
@@ -32,15 +39,21 @@
     const scheme = location.protocol === "https:" ? "wss://" : "ws://";
     socket = new WebSocket(scheme + location.host + "/ws/dashboard/");
     setSocketState("connecting", L.socket_connecting);
-    socket.onopen = () => { retry = 0; lastHeard = Date.now(); };
+    socket.onopen = () => {
+      retry = 0;
+      lastHeard = Date.now();
+      unacked = 0;
+      send({ type: "hello", acks: true });
+    };
     socket.onmessage = (event) => {
       lastHeard = Date.now();
       let message;
       try { message = JSON.parse(event.data); } catch (e) { return; }
       handle(message);
     };
-    socket.onclose = () => {
+    socket.onclose = (event) => {
       socket = null;
+      if (event.code === STALE_CLOSE_CODE) retry = 0; // fell behind: come back at once
       const delay = Math.min(30, 2 ** retry) * (0.5 + Math.random() / 2);
       retry += 1;
       setSocketState("reconnecting", fmt(L.socket_reconnecting, { seconds: Math.ceil(delay) }));
@@ -50,6 +63,18 @@
 
   function send(message) {
     if (socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify(message));
+  }
+
+  function applied() {
+    unacked += 1;
+    if (unacked >= ACK_EVERY_FRAMES) sendAck();
+    else if (ackTimer === null) ackTimer = setTimeout(sendAck, ACK_AFTER_MS);
+  }
+
+  function sendAck() {
+    if (ackTimer !== null) { clearTimeout(ackTimer); ackTimer = null; }
+    unacked = 0;
+    if (state) send({ type: "ack", seq: state.seq });
   }
 
   setInterval(() => {
@@ -70,12 +95,14 @@
         buildCards();
         showLink(message.link);
         render();
+        applied();
         break;
       case "diff":
         if (!state) return;
         applyDiffs(state.channels, message.diffs);
         state.seq = message.seq;
         render();
+        applied();
         break;
       case "link":
         showLink(message.link);

@@ -41,7 +41,7 @@
     button.addEventListener("click", () => {
       if (!socket || socket.readyState !== WebSocket.OPEN) return;
       statusOf(button.dataset.recording).textContent = L.connecting;
-      socket.send(JSON.stringify({ type: "playback", recording: button.dataset.recording }));
+      socket.send(JSON.stringify({ type: "playback", recording: Number(button.dataset.recording) }));
     });
   }
   connect();
