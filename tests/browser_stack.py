@@ -38,16 +38,30 @@ def free_port():
         return sock.getsockname()[1]
 
 
+def wait_for_port(port, process=None, timeout=30.0, log=None):
+    """Until something listens on `port`; RuntimeError (with the log) if `process` dies first."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            if (process is not None and process.poll() is not None) or time.monotonic() > deadline:
+                raise RuntimeError(f"nothing listens on {port}:\n" + (Path(log).read_text() if log else "")) from None
+            time.sleep(0.1)
+
+
 @contextmanager
-def fresh_server_database():
-    """Environment for a fresh database of the server under test."""
+def fresh_server_database(prefix="supervision_browser"):
+    """{"DATABASE_URL": ...} for the servers under test: SQLite in their var dir, or a new
+    PostgreSQL database `<prefix>_<random>` when the suite runs on PostgreSQL (dropped after)."""
     url = os.environ.get("DATABASE_URL", "")
     if not url.startswith("postgres"):
         yield {"DATABASE_URL": ""}
         return
     import psycopg
 
-    name = f"supervision_browser_{secrets.token_hex(4)}"
+    name = f"{prefix}_{secrets.token_hex(4)}"
     parts = urlsplit(url)
     admin_url = urlunsplit(parts._replace(path="/postgres"))
     with psycopg.connect(admin_url, autocommit=True) as conn:
@@ -74,15 +88,10 @@ class DaphneServer:
             [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), "supervision.asgi:application"],
             env=self.env, cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT,
         )
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                return
-            except OSError:
-                if self.process.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail("daphne did not start:\n" + self.log_path.read_text())
-                time.sleep(0.1)
+        try:
+            wait_for_port(self.port, self.process)
+        except RuntimeError:
+            pytest.fail("daphne did not start:\n" + self.log_path.read_text())
 
     def stop(self):
         self.process.terminate()

@@ -14,59 +14,24 @@ import os
 import re
 import secrets
 import signal
-import socket
 import struct
 import subprocess
 import sys
-import time
 import urllib.parse
 import urllib.request
-from contextlib import contextmanager
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
+
+from tests.browser_stack import free_port, fresh_server_database, wait_for_port  # noqa: F401 (free_port: used by the tests)
 
 ROOT = Path(__file__).resolve().parent.parent
 MANAGE = [sys.executable, str(ROOT / "manage.py")]
 
 
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for_port(port, process=None, timeout=30.0, log=None):
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            if (process is not None and process.poll() is not None) or time.monotonic() > deadline:
-                raise RuntimeError(f"nothing listens on {port}:\n" + (Path(log).read_text() if log else ""))
-            time.sleep(0.1)
-
-
-@contextmanager
 def fresh_database():
     """{"DATABASE_URL": ...} for the servers under test: SQLite in their var dir, or a new PostgreSQL
     database when the suite runs on PostgreSQL."""
-    url = os.environ.get("DATABASE_URL", "")
-    if not url.startswith("postgres"):
-        yield {"DATABASE_URL": ""}
-        return
-    import psycopg
-
-    name = f"supervision_stack_{secrets.token_hex(4)}"
-    parts = urlsplit(url)
-    admin_url = urlunsplit(parts._replace(path="/postgres"))
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield {"DATABASE_URL": urlunsplit(parts._replace(path=f"/{name}"))}
-    finally:
-        with psycopg.connect(admin_url, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    return fresh_server_database("supervision_stack")
 
 
 class Stack:
