@@ -6,8 +6,18 @@ from asgiref.sync import sync_to_async
 from django.test import override_settings
 
 from accounts.models import Role, User
-from tests.test_pickup import AUTOANSWER, Statuses, press, raw_originate
-from tests.test_spy import bridge, originates, press_on_page, roster, rows, take_permission, until  # noqa: F401
+from tests.live_stack import (  # noqa: F401
+    AUTOANSWER,
+    Statuses,
+    bridge,
+    originates,
+    press,
+    press_on_page,
+    raw_originate,
+    roster,
+    rows,
+    take_permission,
+)
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(60)]
 

@@ -10,8 +10,18 @@ from django.urls import reverse
 
 from accounts.models import Role, User
 from supervision.models import MonitoringSession, Recording, Sharing
-from tests.test_pickup import AUTOANSWER, Statuses, press, raw_originate
-from tests.test_spy import _roster, bridge, originates, roster, rows, take_permission  # noqa: F401
+from tests.live_stack import (  # noqa: F401
+    AUTOANSWER,
+    Statuses,
+    _roster,
+    bridge,
+    originates,
+    press,
+    raw_originate,
+    roster,
+    rows,
+    take_permission,
+)
 
 ROOT = "/var/lib/asterisk/sounds/training"
 

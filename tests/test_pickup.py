@@ -2,47 +2,27 @@
 client, bridge and board, the exact Originate bytes, the outcome in words and the audit rows.
 Every refused press is audited and sends nothing to the PBX."""
 
-import asyncio
-
 import pytest
 from asgiref.sync import sync_to_async
 
-from supervision.bridge import CommandRequest
-from tests.test_spy import WAIT, bridge, originates, roster, rows, take_permission, until  # noqa: F401
+from tests import live_stack
+from tests.live_stack import (  # noqa: F401
+    AUTOANSWER,
+    Statuses,
+    bridge,
+    originates,
+    raw_originate,
+    roster,
+    rows,
+    take_permission,
+    until,
+)
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(60)]
 
-AUTOANSWER = 'Variable: SIPADDHEADER="Call-Info:\\;answer-after=0"\r\n'
-
-
-class Statuses:
-    """The call.status messages one user's pages receive."""
-
-    def __init__(self, layer, user_id):
-        self.layer, self.user_id, self.messages, self.channel = layer, user_id, [], None
-
-    async def open(self):
-        from supervision.bridge import user_group
-
-        self.channel = await self.layer.new_channel()
-        await self.layer.group_add(user_group(self.user_id), self.channel)
-        return self
-
-    async def next(self, **match):
-        async with asyncio.timeout(WAIT):
-            while True:
-                message = (await self.layer.receive(self.channel))["message"]
-                self.messages.append(message)
-                if message.get("type") == "call.status" and all(message.get(k) == v for k, v in match.items()):
-                    return message
-
-    def states(self):
-        return [m["state"] for m in self.messages if m.get("type") == "call.status"]
-
 
 async def press(bridge, user, command, client="192.0.2.9"):
-    handler = bridge.handlers[command["type"]]
-    await handler(bridge, CommandRequest(bridge, command, user.pk, None, client))
+    await live_stack.press(bridge, user, command, client)
 
 
 async def ringing_call(pbx, bridge, device):
@@ -50,10 +30,6 @@ async def ringing_call(pbx, bridge, device):
     name = await pbx.inbound_call(device, answer=False)
     await until(lambda: (bridge.board.channel(name) or {}).get("state") == "ringing")
     return name
-
-
-def raw_originate(pbx):
-    return [r for r in pbx.raw_actions if r.startswith(b"Action: Originate\r\n")]
 
 
 async def test_a_trainee_answers_his_own_ringing_call_on_his_phone(fakepbx, bridge, roster):

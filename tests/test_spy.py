@@ -6,77 +6,23 @@ import asyncio
 import pytest
 from asgiref.sync import sync_to_async
 from channels.layers import InMemoryChannelLayer
-from django.contrib.auth.models import Group, Permission
 
-from accounts.models import ROLE_GROUPS, Extension, Role, User
-from supervision.bridge import BRIDGE_CHANNEL, CommandRequest, user_group
+from accounts.models import Role
 from supervision.bridge_host import build_bridge
 from supervision.models import MonitoringSession, Outcome
+from tests.live_stack import (  # noqa: F401
+    Inbox,
+    bridge,
+    originates,
+    press,
+    press_on_page,
+    roster,
+    rows,
+    take_permission,
+    until,
+)
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(60)]
-
-WAIT = 10.0  # seconds a condition may take before the test gives up (not a speed assertion)
-
-
-def _roster():
-    def person(username, role, curator=None, first_name=""):
-        return User.objects.create_user(username=username, password=None, role=role, curator=curator,
-                                        first_name=first_name)
-
-    c1 = person("petrova", Role.CURATOR, first_name="Olga")
-    c2 = person("smirnov", Role.CURATOR, first_name="Ivan")
-    t1 = person("anna", Role.TRAINEE, c1, first_name="Anna")
-    t1050 = person("boris", Role.TRAINEE, c1, first_name="Boris")
-    t2 = person("vera", Role.TRAINEE, c2, first_name="Vera")
-    phones = {}
-    for user, resource in [(c1, "104"), (t1, "105"), (t2, "106"), (c2, "107"), (t1050, "1050")]:
-        phones[user.username] = Extension.objects.create(user=user, technology="SIP", resource=resource)
-    return {u.username: u for u in [c1, c2, t1, t1050, t2]}, phones
-
-
-@pytest.fixture
-async def roster():
-    return await sync_to_async(_roster)()
-
-
-class Inbox:
-    """Everything the bridge sends to one user's dashboards."""
-
-    def __init__(self, layer, user_id):
-        self.layer, self.user_id, self.messages, self.channel = layer, user_id, [], None
-
-    async def open(self):
-        self.channel = await self.layer.new_channel()
-        await self.layer.group_add(user_group(self.user_id), self.channel)
-        return self
-
-    async def next(self, **match):
-        async with asyncio.timeout(WAIT):
-            while True:
-                message = (await self.layer.receive(self.channel))["message"]
-                self.messages.append(message)
-                if all(message.get(k) == v for k, v in match.items()):
-                    return message
-
-    def states(self):
-        return [m["state"] for m in self.messages if m["type"] == "spy.status"]
-
-
-@pytest.fixture
-async def bridge(fakepbx, roster):
-    layer = InMemoryChannelLayer()
-    bridge = build_bridge(layer, host="127.0.0.1", port=fakepbx.port, username="dashboard", secret="dashboard-demo")
-    await bridge.spy_monitor.startup
-    await bridge.start()
-    await bridge.client.wait_until("up", timeout=WAIT)
-    yield bridge
-    await bridge.stop()
-
-
-async def until(condition):
-    async with asyncio.timeout(WAIT):
-        while not condition():
-            await asyncio.sleep(0.01)
 
 
 async def live_call(pbx, bridge, device):
@@ -85,35 +31,8 @@ async def live_call(pbx, bridge, device):
     return name
 
 
-async def press(bridge, user, command, client="192.0.2.7"):
-    monitor = bridge.spy_monitor
-    handler = {"spy": monitor.spy, "spy.stop": monitor.stop, "spy.switch": monitor.switch}[command["type"]]
-    await handler(bridge, CommandRequest(bridge, command, user.pk, None, client))
-
-
-async def press_on_page(bridge, user, command, language, client="192.0.2.7"):
-    """A press the way the dashboard socket forwards it: over the channel layer, with its page's language."""
-    await bridge.layer.send(BRIDGE_CHANNEL, {"type": "bridge.command", "command": command, "user_id": user.pk,
-                                             "reply_to": None, "client": client, "language": language})
-
-
-def originates(pbx):
-    return [a for a in pbx.actions if a.get("Action") == "Originate"]
-
-
 def sent(pbx, action):
     return [a for a in pbx.actions if a.get("Action") == action]
-
-
-@sync_to_async
-def rows(**filters):
-    return list(MonitoringSession.objects.filter(**filters).order_by("pk").values())
-
-
-@sync_to_async
-def take_permission(role, codename):
-    Group.objects.get(name=ROLE_GROUPS[role]).permissions.remove(
-        Permission.objects.get(content_type__app_label="supervision", codename=codename))
 
 
 # --- the happy path, per mode ------------------------------------------------------------------
