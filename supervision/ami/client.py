@@ -76,9 +76,8 @@ class _Connection:
         self.closed.set()
 
     def partial_frame(self):
-        # The parser keeps the bytes of an unfinished frame; non-empty at EOF means the peer
-        # closed in the middle of a message.
-        return bool(getattr(self.parser, "_buffer", b""))
+        # Bytes of an unfinished frame still in the parser at EOF: the peer closed mid-message.
+        return self.parser.has_partial
 
 
 class AMIClient:

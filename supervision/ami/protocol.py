@@ -113,6 +113,11 @@ class Parser:
         self.max_frame = max_frame
         self._buffer = b""
 
+    @property
+    def has_partial(self):
+        """True while bytes of an unfinished banner or frame wait for the rest of it."""
+        return bool(self._buffer)
+
     def feed(self, data):
         buffer = self._buffer + data if self._buffer else data
         if self.lenient_newlines:
