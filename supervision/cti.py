@@ -100,6 +100,16 @@ def _read_playback(user_id, recording_id, from_id):
     return decision, user, phone, shared, recording
 
 
+def _own_phone_refusal(phone, decision, link, no_phone_text):
+    """(reason, words) when dial or playback cannot ring the user's own phone, else None: he has
+    none, the policy says no, or the PBX link is not up."""
+    if phone is None:
+        return "no_phone", no_phone_text
+    if not decision:
+        return decision.reason, decision.message
+    return presses.link_refusal(link)
+
+
 def _row(kind, user, phone, client, *, target=None, label="", **extra):
     """The audit row of a press (any of user / phone / target may be missing)."""
     return {
@@ -204,13 +214,9 @@ class CallControl:
                 return refuse(*early)
             if not isinstance(number, str) or not actions.DIAL_NUMBER_RE.fullmatch(number):
                 return refuse("bad_number", _("That is not a number to call: use digits, +, * and # (1 to 32)."))
-            if phone is None:
-                return refuse("no_phone", _("You have no phone in the roster to call from."))
-            if not decision:
-                return refuse(decision.reason, decision.message)
-            down = presses.link_refusal(link)
-            if down:
-                return refuse(*down)
+            cannot = _own_phone_refusal(phone, decision, link, _("You have no phone in the roster to call from."))
+            if cannot:
+                return refuse(*cannot)
             try:
                 fields = actions.dial_originate(phone, number, context=settings.AMI_DIAL_CONTEXT)
             except actions.UnsafeValue as exc:
@@ -244,13 +250,9 @@ class CallControl:
                 return refuse("not_found", _("That recording does not exist (any more)."))
             if not shared:
                 return refuse(shared.reason, shared.message)
-            if phone is None:
-                return refuse("no_phone", _("You have no phone in the roster to play to."))
-            if not decision:
-                return refuse(decision.reason, decision.message)
-            down = presses.link_refusal(link)
-            if down:
-                return refuse(*down)
+            cannot = _own_phone_refusal(phone, decision, link, _("You have no phone in the roster to play to."))
+            if cannot:
+                return refuse(*cannot)
             try:
                 fields = actions.playback_originate(phone, recording.path, root=settings.RECORDINGS_ROOT)
             except actions.UnsafeValue as exc:
