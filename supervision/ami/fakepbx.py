@@ -27,10 +27,6 @@ GOODBYE = "Thanks for all the fish."
 PRE_LOGIN_ACTIONS = {"login", "logoff", "challenge"}
 
 
-def _frame(pairs):
-    return encode(pairs)
-
-
 class Session:
     """One AMI connection."""
 
@@ -52,7 +48,7 @@ class Session:
 
     def send(self, pairs):
         if not self.closed:
-            self.writer.write(_frame(pairs))
+            self.writer.write(encode(pairs))
 
     def respond(self, action_id, response, *fields):
         pairs = [("Response", response)]
@@ -173,7 +169,7 @@ class FakePBX:
         for session in self._sessions:
             if not session.closed and session.wants(event_class):
                 if data is None:
-                    data = _frame(pairs)
+                    data = encode(pairs)
                 session.writer.write(data)
                 self.events_sent += 1
 
