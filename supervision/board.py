@@ -50,6 +50,13 @@ STATES = {
 # live_channel(): which state matters most to a supervisor looking for a call.
 STATE_RANK = {"up": 3, "ringing": 2, "ring": 2, "dialing": 1, "dialing_offhook": 1, "prering": 1}
 UNKNOWN = "<unknown>"
+# The caller/connected fields every channel event carries: AMI key -> channel field.
+_CALLER_FIELDS = (
+    ("CallerIDNum", "caller_num"),
+    ("CallerIDName", "caller_name"),
+    ("ConnectedLineNum", "connected_num"),
+    ("ConnectedLineName", "connected_name"),
+)
 _OPTION_ARGUMENT = re.compile(r"\([^)]*\)")
 
 
@@ -249,7 +256,7 @@ class Board:
 
     def _update(self, msg, create):
         """Bring a channel up to date with the snapshot fields of its event.
-        Returns (channel or None, changed). Unrolled: this runs for most events the board uses."""
+        Returns (channel or None, changed). This runs for most events the board uses."""
         get = msg.fields.get
         name = get("Channel")
         channel = self._channels.get(name)
@@ -281,34 +288,14 @@ class Board:
                 if state == "up" and channel["answered_at"] is None:
                     channel["answered_at"] = self._now()
                 changed = True
-        value = get("CallerIDNum")
-        if value is not None:
-            if value == UNKNOWN:
-                value = ""
-            if value != channel["caller_num"]:
-                channel["caller_num"] = value
-                changed = True
-        value = get("CallerIDName")
-        if value is not None:
-            if value == UNKNOWN:
-                value = ""
-            if value != channel["caller_name"]:
-                channel["caller_name"] = value
-                changed = True
-        value = get("ConnectedLineNum")
-        if value is not None:
-            if value == UNKNOWN:
-                value = ""
-            if value != channel["connected_num"]:
-                channel["connected_num"] = value
-                changed = True
-        value = get("ConnectedLineName")
-        if value is not None:
-            if value == UNKNOWN:
-                value = ""
-            if value != channel["connected_name"]:
-                channel["connected_name"] = value
-                changed = True
+        for key, field in _CALLER_FIELDS:
+            value = get(key)
+            if value is not None:
+                if value == UNKNOWN:
+                    value = ""
+                if value != channel[field]:
+                    channel[field] = value
+                    changed = True
         value = get("Linkedid")
         if value is not None and value != channel["linkedid"]:
             channel["linkedid"] = value
