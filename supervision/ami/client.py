@@ -202,7 +202,7 @@ class AMIClient:
             raise NotConnected(conn.shutting_down)
         return conn
 
-    def _next_action_id(self, action):
+    def _next_action_id(self):
         # Unique across reconnects and across processes sharing a PBX: a late answer from an old
         # connection, or another client's answer, can never resolve the wrong future.
         return f"{self.name}-{next(self._ids)}-{secrets.token_hex(3)}"
@@ -211,7 +211,7 @@ class AMIClient:
         fields = list(fields.items() if isinstance(fields, dict) else fields)
         if any(str(key).lower() == "actionid" for key, _value in fields):
             raise ValueError("the client sets ActionID itself; do not pass one")
-        action_id = self._next_action_id(action)
+        action_id = self._next_action_id()
         data = encode_action(action, fields, action_id)  # InjectionError before anything is sent
         pending = conn.pending.expect_list if as_list else conn.pending.expect
         answer = pending(action_id, action)

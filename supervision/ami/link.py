@@ -8,7 +8,6 @@ CONNECTING = "connecting"
 UP = "up"
 DOWN = "down"
 LOGIN_REFUSED = "login_refused"
-STATES = (CONNECTING, UP, DOWN, LOGIN_REFUSED)
 
 BANNER_PREFIX = "Asterisk Call Manager/"
 
@@ -22,10 +21,6 @@ class LinkState:
     ami_version: str | None = None  # from the banner: "Asterisk Call Manager/9.0.0" -> "9.0.0"
     asterisk_version: str | None = None  # filled by whoever learned it (CoreSettings)
     retry_in: float | None = None  # seconds until the next attempt, when down or refused
-
-    @property
-    def is_up(self):
-        return self.state == UP
 
     def as_dict(self):
         return dataclasses.asdict(self)

@@ -70,10 +70,6 @@ class PendingActions:
     def forget(self, action_id):
         self._by_id.pop(action_id, None)
 
-    def is_list(self, action_id):
-        pending = self._by_id.get(action_id)
-        return pending is not None and pending.items is not None
-
     def feed(self, msg):
         """Deliver a message to the action it answers. True if it was consumed here.
 
