@@ -123,17 +123,19 @@ def _upsert(channel):
     return {"op": "upsert", "channel": dict(channel)}
 
 
-def _new_channel(name, uniqueid, linkedid, state, caller_num, caller_name, connected_num, connected_name):
+def _new_channel(name, get, state):
+    """A channel as first seen, from the snapshot fields (`get`) of an event or CoreShowChannel."""
+    uniqueid = get("Uniqueid") or ""
     return {
         "name": name,
         "uniqueid": uniqueid,
-        "linkedid": linkedid,
+        "linkedid": get("Linkedid") or uniqueid,
         "device": device_of(name),
         "state": state,
-        "caller_num": caller_num,
-        "caller_name": caller_name,
-        "connected_num": connected_num,
-        "connected_name": connected_name,
+        "caller_num": _clean(get("CallerIDNum")),
+        "caller_name": _clean(get("CallerIDName")),
+        "connected_num": _clean(get("ConnectedLineNum")),
+        "connected_name": _clean(get("ConnectedLineName")),
         "created_at": created_at_of(uniqueid),
         "answered_at": None,
         "bridge_id": None,
@@ -264,18 +266,8 @@ class Board:
         if channel is None:
             if not create or not name:
                 return None, False
-            uniqueid = get("Uniqueid") or ""
             state = STATES.get(state_code, "unknown")
-            channel = _new_channel(
-                name,
-                uniqueid,
-                get("Linkedid") or uniqueid,
-                state,
-                _clean(get("CallerIDNum")),
-                _clean(get("CallerIDName")),
-                _clean(get("ConnectedLineNum")),
-                _clean(get("ConnectedLineName")),
-            )
+            channel = _new_channel(name, get, state)
             if state == "up":
                 channel["answered_at"] = self._now()
             self._channels[name] = channel
@@ -516,20 +508,10 @@ class Board:
             name = get("Channel")
             if not name:
                 continue
-            uniqueid = get("Uniqueid") or ""
             state = STATES.get(get("ChannelState"), "unknown")
-            channel = _new_channel(
-                name,
-                uniqueid,
-                get("Linkedid") or uniqueid,
-                state,
-                _clean(get("CallerIDNum")),
-                _clean(get("CallerIDName")),
-                _clean(get("ConnectedLineNum")),
-                _clean(get("ConnectedLineName")),
-            )
+            channel = _new_channel(name, get, state)
             previous = old.get(name)
-            if previous is not None and previous["uniqueid"] == uniqueid and previous["answered_at"] is not None:
+            if previous is not None and previous["uniqueid"] == channel["uniqueid"] and previous["answered_at"] is not None:
                 channel["answered_at"] = previous["answered_at"]
             elif state == "up":
                 channel["answered_at"] = channel["created_at"]
