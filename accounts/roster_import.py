@@ -316,8 +316,10 @@ def _parse_row(roster, raw, line, errors):
     if any(value is None for value in values.values()):
         return
     extension = ExtensionRow(line=line, username=username, values=values)
-    if values["technology"] == Technology.LOCAL and not values.get("originate_context"):
-        errors.append(RowError(line, "originate_context", "a Local extension needs its context"))
+    try:
+        extension.unsaved().clean()  # the model's rules between fields (a Local device needs its context)
+    except ValidationError as exc:
+        errors.extend(_field_errors(exc, line, EXTENSION_COLUMNS))
         return
     roster.extensions.append(extension)
 
