@@ -13,6 +13,7 @@ link changes and its snapshot in the order the board produced them.
 """
 
 import asyncio
+import functools
 import hashlib
 import importlib
 import inspect
@@ -40,6 +41,7 @@ RESYNC_NOT_PERMITTED = "not_permitted"
 RESYNC_FAILED = "failed"
 
 
+@functools.lru_cache(maxsize=4096)  # named for every diff the bridge publishes: hash each phone once
 def device_group(device):
     """The group of one phone's diffs (group names allow only ASCII letters, digits, - _ .)."""
     return "supervision.device." + hashlib.sha1(device.encode()).hexdigest()[:24]
