@@ -16,11 +16,13 @@ import re
 import threading
 import time
 
-from .fakepbx_calls import core_show_channel, list_complete, status_event
+from .fakepbx_calls import UNKNOWN, core_show_channel, list_complete, originate_response, parse_callerid, status_event
 from .fakepbx_conf import (
-    IMPLEMENTED_ACTIONS, OPEN_ACTIONS, demo_users, load_manager_conf, originate_blacklisted, users_from_dict,
+    IMPLEMENTED_ACTIONS, OPEN_ACTIONS, demo_users, load_manager_conf, originate_blacklisted, parse_classes,
+    users_from_dict,
 )
 from .fakepbx_engine import OriginateRequest, Switch
+from .fakepbx_scenarios import run_scenario
 from .protocol import Parser, ProtocolError, banner, encode
 
 GOODBYE = "Thanks for all the fish."
@@ -107,8 +109,6 @@ class FakePBX:
         self.port = self._server.sockets[0].getsockname()[1]
         self.started_at = time.time()
         if self.scenario != "idle":
-            from .fakepbx_scenarios import run_scenario
-
             self._scenario_task = asyncio.get_running_loop().create_task(run_scenario(self, self.scenario))
         return self
 
@@ -330,8 +330,6 @@ class FakePBX:
             else:
                 sync_session.error(request.action_id, "Originate failed")
         else:
-            from .fakepbx_calls import originate_response
-
             if success:
                 shown = channel
                 if request.application.lower() == "pickupchan":
@@ -424,8 +422,6 @@ def _aid(action_id):
 
 
 def _callerid_or_unknown(text):
-    from .fakepbx_calls import UNKNOWN, parse_callerid
-
     num, name = parse_callerid(text)
     return num or UNKNOWN, name or UNKNOWN
 
@@ -437,8 +433,6 @@ def _event_mask(text):
         return None
     if value in ("off", "no", "false", "none", "0"):
         return set()
-    from .fakepbx_conf import parse_classes
-
     return parse_classes(value)
 
 
