@@ -15,6 +15,7 @@ import logging
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
+from supervision.ami import link as links
 from supervision.ami.client import ActionError, AMIClient, AMIError
 
 PROBE_CHANNEL = "Local/ami-check-probe@ami-check-nonexistent-00000000;1"
@@ -97,18 +98,18 @@ async def check_pbx(host, port, username, secret, auth, *, timeout, events_wait,
     await client.start()
     try:
         try:
-            link = await client.wait_until("up", "login_refused", "down", timeout=timeout * 3 + 1)
+            link = await client.wait_until(links.UP, links.LOGIN_REFUSED, links.DOWN, timeout=timeout * 3 + 1)
         except TimeoutError:
             say(f"AMI: no verdict from {host}:{port} within {timeout * 3 + 1:g} s")
             return 2
         if link.banner:
             say(f"AMI: {host}:{port} greets with {link.banner!r} (AMI version {link.ami_version or 'unknown'})")
-        if link.state == "down":
+        if link.state == links.DOWN:
             say(f"AMI: cannot use {host}:{port}: {link.detail}")
             say("Login: not attempted. Check AMI_HOST/AMI_PORT, that manager.conf has `enabled = yes` "
                 "with this port and bindaddr, and any firewall in between.")
             return 2
-        if link.state == "login_refused":
+        if link.state == links.LOGIN_REFUSED:
             reason = link.detail.split(": ", 1)[-1].split(";", 1)[0]
             say(f"Login: refused for user {username!r} ({auth}): {reason}. Check AMI_USERNAME/AMI_SECRET "
                 f"(AMI_AUTH={auth}) against the [{username}] section of manager.conf, including permit/deny.")
