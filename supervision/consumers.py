@@ -301,9 +301,10 @@ class DashboardConsumer(AsyncWebsocketConsumer):
         await asyncio.sleep(delay)
         await self.refresh_view()
 
-    async def refresh_view(self):
+    async def refresh_view(self, *, snapshot=False):
+        """Read the roster again; a changed view (or `snapshot`) gets the page a fresh snapshot."""
         view = await database_sync_to_async(audience.build_view)(self.user)
-        if view != self.view:
+        if snapshot or view != self.view:
             self.view = view
             await self._follow_devices(view.devices)
             await self.request_snapshot()
@@ -380,7 +381,7 @@ class DashboardConsumer(AsyncWebsocketConsumer):
             await self._heard_from_page()
             return await self.send_json({"type": "pong"})
         if kind == "resync":
-            return await self.refresh_view_and_snapshot()
+            return await self.refresh_view(snapshot=True)
         if kind not in COMMAND_SHAPES:
             return await self.send_error("unknown_type", _("Unknown message type."))
         try:
@@ -402,11 +403,6 @@ class DashboardConsumer(AsyncWebsocketConsumer):
             )
         except ChannelFull:
             await self.send_error("busy", _("The server is busy; try again in a moment."))
-
-    async def refresh_view_and_snapshot(self):
-        self.view = await database_sync_to_async(audience.build_view)(self.user)
-        await self._follow_devices(self.view.devices)
-        await self.request_snapshot()
 
     async def send_error(self, code, message):
         await self.send_json({"type": "error", "code": code, "message": message})
