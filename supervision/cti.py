@@ -23,10 +23,8 @@ leg's name (the picker took over its identity; over chan_sip that response comes
 with no `Pickup` seen means nothing was ringing there any more: answered elsewhere or gone.
 """
 
-import asyncio
 import logging
 import time
-from collections import deque
 from dataclasses import dataclass
 from functools import partial
 
@@ -43,8 +41,6 @@ logger = logging.getLogger(__name__)
 
 PRESS_LIMIT = 5  # presses of these commands per user...
 PRESS_WINDOW = 10.0  # ...within this many seconds
-RECENT_EVENTS = 500
-EVENTS = {"OriginateResponse", "Pickup", "Hangup"}
 DONE = (Outcome.ENDED, Outcome.FAILED, Outcome.INTERRUPTED, Outcome.DENIED)
 
 
@@ -136,8 +132,11 @@ def _positive_id(value):
     return value
 
 
-class CallControl:
+class CallControl(presses.EventFollower):
+    EVENTS = frozenset({"OriginateResponse", "Pickup", "Hangup"})
+
     def __init__(self, bridge, *, clock=time.monotonic):
+        super().__init__()
         self.bridge = bridge
         self.clock = clock
         self.pending_by_user = {}  # user id -> Job not yet answered (one press at a time)
@@ -145,8 +144,6 @@ class CallControl:
         self.by_target = {}  # ringing channel -> pickup Job, until Pickup / its response
         self.by_channel = {}  # the user's leg -> Job, until its Hangup
         self.window = presses.PressWindow(clock)
-        self._recent = deque(maxlen=RECENT_EVENTS)
-        self._lock = asyncio.Lock()
 
     # --- pickup ---------------------------------------------------------------------------------
 
@@ -320,19 +317,10 @@ class CallControl:
 
     # --- PBX events -----------------------------------------------------------------------------
 
-    def on_event(self, msg):
-        if msg.event not in EVENTS:
-            return None
-        self._recent.append(msg)
-        if not (self.by_action or self.by_target or self.by_channel):
-            return None
-        return self._on_event(msg)
+    def _in_flight(self):
+        return self.by_action or self.by_target or self.by_channel
 
-    async def _on_event(self, msg):
-        async with self._lock:  # one event at a time, in the PBX's order
-            await self._handle(msg)
-
-    def _job_of(self, msg):
+    def _press_of(self, msg):
         """The job an event is about, if any (looked up, not taken out)."""
         if msg.event == "OriginateResponse":
             return self.by_action.get(msg.action_id or "")
@@ -340,16 +328,8 @@ class CallControl:
             return self.by_target.get(msg.get("TargetChannel") or "")
         return self.by_channel.get(msg.get("Channel") or "")
 
-    async def _handle(self, msg):
+    async def _handle_press_event(self, job, msg):
         """Idempotent: an event replayed after the Originate's Response counts once."""
-        job = self._job_of(msg)
-        if job is None:
-            return
-        # The event comes from the PBX, not from a page: its texts speak the presser's language.
-        with speaking(job.language):
-            await self._handle_job_event(job, msg)
-
-    async def _handle_job_event(self, job, msg):
         event = msg.event
         if event == "OriginateResponse":
             self.by_action.pop(msg.action_id or "", None)

@@ -25,7 +25,6 @@ and to the monitored person (NOTIFY_MONITORED): {"type": "monitored", "by": name
 import asyncio
 import logging
 import time
-from collections import deque
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -43,8 +42,6 @@ logger = logging.getLogger(__name__)
 
 PRESS_LIMIT = 5  # presses (spy + spy.switch) per user...
 PRESS_WINDOW = 10.0  # ...within this many seconds
-RECENT_EVENTS = 500  # spy-related events kept for _replay_after
-SPY_EVENTS = {"OriginateResponse", "ChanSpyStart", "ChanSpyStop", "Hangup"}
 
 def doing(mode, name):
     """"Listening to Anna" - what the user's phone is doing now."""
@@ -158,16 +155,17 @@ def _judge_press(mode, client, facts, seen):
                             allow_switch=allow_switch)
 
 
-class SpyMonitor:
+class SpyMonitor(presses.EventFollower):
+    EVENTS = frozenset({"OriginateResponse", "ChanSpyStart", "ChanSpyStop", "Hangup"})
+
     def __init__(self, bridge, *, clock=time.monotonic):
+        super().__init__()
         self.bridge = bridge
         self.clock = clock
         self.by_user = {}  # user id -> LiveSession (one live session per user)
         self.by_action = {}  # ActionID -> LiveSession, from `Response: Success` to OriginateResponse
         self.by_spy_channel = {}  # spy leg's channel name -> LiveSession
         self.window = presses.PressWindow(clock)
-        self._recent = deque(maxlen=RECENT_EVENTS)
-        self._lock = asyncio.Lock()
         self._tasks = set()
 
     # --- entry points -----------------------------------------------------------------------------
@@ -306,36 +304,17 @@ class SpyMonitor:
 
     # --- PBX events -------------------------------------------------------------------------------
 
-    def on_event(self, msg):
-        if msg.event not in SPY_EVENTS:
-            return None
-        self._recent.append(msg)
-        if not (self.by_action or self.by_spy_channel):
-            return None
-        return self._on_event(msg)
+    def _in_flight(self):
+        return self.by_action or self.by_spy_channel
 
-    async def _on_event(self, msg):
-        # One event at a time, in the PBX's order (asyncio.Lock wakes waiters first come first served).
-        async with self._lock:
-            await self._handle(msg)
-
-    def _session_of(self, msg):
+    def _press_of(self, msg):
         """The live session an event is about, if any (looked up, not taken out)."""
         if msg.event == "OriginateResponse":
             return self.by_action.get(msg.action_id or "")
         key = msg.get("Channel") if msg.event == "Hangup" else msg.get("SpyerChannel")
         return self.by_spy_channel.get(key or "")
 
-    async def _handle(self, msg):
-        live = self._session_of(msg)
-        if live is None:
-            return
-        # The event comes from the PBX, not from a page: its texts are composed in the language of
-        # the page that pressed, not in the server's default.
-        with speaking(live.language):
-            await self._handle_session_event(live, msg)
-
-    async def _handle_session_event(self, live, msg):
+    async def _handle_press_event(self, live, msg):
         event = msg.event
         if event == "OriginateResponse":
             self.by_action.pop(msg.action_id or "", None)

@@ -23,6 +23,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 
 from supervision.ami.pending import ActionError, ActionTimeout, ConnectionLost, NotConnected
+from supervision.bridge import speaking
 from supervision.models import MonitoringSession, Outcome
 
 # OriginateResponse `Reason`, as a real Asterisk 20 sends it (ami-captures/README.md); put in
@@ -198,3 +199,46 @@ RATE_LIMITED = "rate_limited"
 
 def rate_limited_text():
     return _("Too many presses; wait a few seconds.")
+
+
+# --- following the PBX's events -----------------------------------------------------------------
+
+RECENT_EVENTS = 500  # relevant events kept for the replay after a press's Response
+
+
+class EventFollower:
+    """The event side every command module shares. The bridge hands EVERY AMI event to `on_event`:
+    one set lookup turns away those not in `EVENTS`; the rest are kept in `_recent` (events that
+    shared a TCP read with an Originate's Response come before its ActionID is known) and, while
+    anything is `_in_flight()`, handled one at a time in the PBX's order (asyncio.Lock wakes waiters
+    first come first served), each in the language of the page that pressed.
+
+    A command module sets EVENTS and gives `_in_flight()`, `_press_of(msg)` (the press in flight an
+    event is about, looked up, not taken out; it has a `language`) and
+    `_handle_press_event(press, msg)`."""
+
+    EVENTS = frozenset()
+
+    def __init__(self):
+        self._recent = deque(maxlen=RECENT_EVENTS)
+        self._lock = asyncio.Lock()
+
+    def on_event(self, msg):
+        if msg.event not in self.EVENTS:
+            return None
+        self._recent.append(msg)
+        if not self._in_flight():
+            return None
+        return self._on_event(msg)
+
+    async def _on_event(self, msg):
+        async with self._lock:
+            await self._handle(msg)
+
+    async def _handle(self, msg):
+        press = self._press_of(msg)
+        if press is None:
+            return
+        # The event comes from the PBX, not from a page: its texts speak the presser's language.
+        with speaking(press.language):
+            await self._handle_press_event(press, msg)
