@@ -16,7 +16,9 @@ import re
 import threading
 import time
 
-from .fakepbx_calls import UNKNOWN, core_show_channel, list_complete, originate_response, parse_callerid, status_event
+from .fakepbx_calls import (
+    UNKNOWN, action_id_field, core_show_channel, list_complete, originate_response, parse_callerid, status_event,
+)
 from .fakepbx_conf import (
     IMPLEMENTED_ACTIONS, OPEN_ACTIONS, demo_users, load_manager_conf, originate_blacklisted, parse_classes,
     users_from_dict,
@@ -53,10 +55,7 @@ class Session:
             self.writer.write(encode(pairs))
 
     def respond(self, action_id, response, *fields):
-        pairs = [("Response", response)]
-        if action_id is not None:
-            pairs.append(("ActionID", action_id))
-        self.send(pairs + list(fields))
+        self.send([("Response", response), *action_id_field(action_id), *fields])
 
     def error(self, action_id, message):
         self.respond(action_id, "Error", ("Message", message))
@@ -374,7 +373,7 @@ class FakePBX:
             return
         session.respond(action_id, "Success", ("EventList", "start"), ("Message", "Channels hung up will follow"))
         for channel in matches:
-            session.send([("Event", "ChannelHungup"), ("Channel", channel.name)] + _aid(action_id))
+            session.send([("Event", "ChannelHungup"), ("Channel", channel.name)] + action_id_field(action_id))
         session.send(list_complete("ChannelsHungupListComplete", action_id, len(matches)))
         for channel in matches:
             self.switch.hangup(channel, cause)
@@ -415,10 +414,6 @@ class FakePBX:
         session.respond(action_id, "Success", ("Message", "DTMF successfully queued"))
         if fields.get("receive", "").lower() in ("true", "yes", "1", "on"):
             self.switch.receive_dtmf(channel, digit[0])
-
-
-def _aid(action_id):
-    return [("ActionID", action_id)] if action_id is not None else []
 
 
 def _callerid_or_unknown(text):

@@ -159,11 +159,14 @@ def pickup_event(picker, target):
     return event("Pickup", "call", picker.block() + target.block("Target"))
 
 
+def action_id_field(action_id):
+    """The `ActionID` line of an answer, or none when the action came without one."""
+    return [("ActionID", action_id)] if action_id is not None else []
+
+
 def originate_response(action_id, success, channel_name, target, reason, uniqueid, caller_num, caller_name):
     """`target` is [("Application", app), ("Data", data)] or [("Context",..), ("Exten",..)]."""
-    fields = []
-    if action_id is not None:
-        fields.append(("ActionID", action_id))
+    fields = action_id_field(action_id)
     fields += [("Response", "Success" if success else "Failure"), ("Channel", channel_name)]
     fields += target
     fields += [("Reason", str(reason)), ("Uniqueid", uniqueid), ("CallerIDNum", caller_num), ("CallerIDName", caller_name)]
@@ -171,9 +174,7 @@ def originate_response(action_id, success, channel_name, target, reason, uniquei
 
 
 def core_show_channel(channel, action_id, now):
-    fields = [("Event", "CoreShowChannel")]
-    if action_id is not None:
-        fields.append(("ActionID", action_id))
+    fields = [("Event", "CoreShowChannel"), *action_id_field(action_id)]
     fields += channel.block()
     seconds = int(now - channel.created)
     fields += [
@@ -205,16 +206,11 @@ def status_event(channel, action_id, now):
         ("Pickupgroup", "0"),
         ("Seconds", str(int(now - channel.created))),
     ]
-    if action_id is not None:
-        fields.append(("ActionID", action_id))
-    return fields
+    return fields + action_id_field(action_id)
 
 
 def list_complete(name, action_id, count, *extra):
-    fields = [("Event", name)]
-    if action_id is not None:
-        fields.append(("ActionID", action_id))
-    return fields + [("EventList", "Complete"), ("ListItems", str(count))] + list(extra)
+    return [("Event", name), *action_id_field(action_id), ("EventList", "Complete"), ("ListItems", str(count)), *extra]
 
 
 def parse_callerid(text):
