@@ -84,7 +84,7 @@ def _read_own_phone(user_id, action, from_id):
     """For dial and playback: the user's phone, and may he ring it with this action?"""
     user = policy.fresh_user(user_id)
     phone = _own_phone(user, from_id)
-    decision = policy.can(user_id, action, phone) if phone is not None else None
+    decision = policy.decide(user, action, phone) if phone is not None else None
     return decision, user, phone
 
 
@@ -92,7 +92,7 @@ def _read_playback(user_id, recording_id, from_id):
     """The phone to play to and its decision, and the recording and whether it is shared."""
     decision, user, phone = _read_own_phone(user_id, "playback", from_id)
     recording = Recording.objects.filter(pk=recording_id).first() if recording_id is not None else None
-    shared = policy.can(user_id, "playback", recording) if recording is not None else None
+    shared = policy.decide(user, "playback", recording) if recording is not None else None
     return decision, user, phone, shared, recording
 
 

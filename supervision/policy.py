@@ -93,6 +93,14 @@ def can(user, action, target):
     return _decide(fresh_user(user), action, target, None)
 
 
+def decide(user, action, target):
+    """As `can`, for a `user` just read with `fresh_user`: one read of the user (and of his
+    permissions) serves all the decisions of one press."""
+    if action not in ACTIONS:
+        return _deny("unknown_action", _("Unknown action."))
+    return _decide(user, action, target, None)
+
+
 def decide_each(user, actions, target):
     """(user, extension, {action: Decision}) for several actions on one phone, from a single fresh
     read of the user, the extension and the user's permissions (a spy press needs its own mode and,
