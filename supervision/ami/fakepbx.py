@@ -343,7 +343,7 @@ class FakePBX:
             self.switch.start_application(channel, request)
 
     def _match_channels(self, pattern):
-        if len(pattern) > 1 and pattern.startswith("/") and pattern.endswith("/"):
+        if _is_regex(pattern):
             try:
                 regex = re.compile(pattern[1:-1])
             except re.error:
@@ -359,12 +359,11 @@ class FakePBX:
             return
         cause = fields.get("cause")
         cause = int(cause) if cause and cause.isdigit() else None
-        regex = pattern.startswith("/") and pattern.endswith("/") and len(pattern) > 1
         matches = self._match_channels(pattern)
         if matches is None:
             session.error(action_id, "Invalid regex")
             return
-        if not regex:
+        if not _is_regex(pattern):
             if not matches:
                 session.error(action_id, "No such channel")
                 return
@@ -414,6 +413,11 @@ class FakePBX:
         session.respond(action_id, "Success", ("Message", "DTMF successfully queued"))
         if fields.get("receive", "").lower() in ("true", "yes", "1", "on"):
             self.switch.receive_dtmf(channel, digit[0])
+
+
+def _is_regex(pattern):
+    """Hangup's `Channel: /regex/` form: every channel whose name matches, answered as a list."""
+    return len(pattern) > 1 and pattern.startswith("/") and pattern.endswith("/")
 
 
 def _callerid_or_unknown(text):
