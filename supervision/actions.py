@@ -79,17 +79,13 @@ def spy_originate(spyer_extension, target_channel_name, mode, *, allow_switch, a
     """Originate fields that ring the spyer's phone (auto-answered) into ChanSpy on the target."""
     channel = check_channel(target_channel_name)
     resource = _check_plain(target_resource or channel_resource(channel), "target resource")
-    fields = [
-        ("Channel", _check_plain(spyer_extension.dial_string, "dial string")),
+    head, tail = _own_phone(spyer_extension, action_id)
+    return head + [
         ("Application", "ChanSpy"),
         ("Data", f"{channel},{spy_options(mode, allow_switch=allow_switch)}"),
         ("CallerID", f"Spy-{resource} <{resource}>"),
         ("Async", "true"),
-    ]
-    if action_id is not None:  # the AMI client sets its own; the captures show one here
-        fields.append(("ActionID", _check_plain(action_id, "ActionID")))
-    fields.extend(("Variable", value) for value in spyer_extension.autoanswer_variables())
-    return fields
+    ] + tail
 
 
 def hangup_action(channel):
@@ -133,7 +129,8 @@ def check_sound_path(path, root):
 
 
 def _own_phone(extension, action_id):
-    """The Originate fields every move shares: ring the user's own phone, then the rest."""
+    """The Originate fields every move shares: ring the user's own phone, then the rest (an
+    ActionID only when given: the AMI client sets its own; the captures show one)."""
     return [("Channel", _check_plain(extension.dial_string, "dial string"))], (
         [("ActionID", _check_plain(action_id, "ActionID"))] if action_id is not None else []
     ) + [("Variable", value) for value in extension.autoanswer_variables()]
