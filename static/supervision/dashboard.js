@@ -243,12 +243,11 @@
   }
 
   // The call shown on a card: a real call before a spy leg, an answered one before a ringing one.
-  function liveCall(person) {
+  function liveCall(person, byDevice) {
     let best = null;
     let bestRank = -1;
     for (const extension of person.extensions) {
-      for (const channel of state.channels.values()) {
-        if (channel.device !== extension.device) continue;
+      for (const channel of byDevice.get(extension.device) || []) {
         const rank = (channel.spying_on ? 0 : 4) + (channel.state === "up" ? 2 : channel.state === "ringing" ? 1 : 0);
         if (rank > bestRank) { best = { channel, extension }; bestRank = rank; }
       }
@@ -278,8 +277,8 @@
     valueEl.parentElement.hidden = !text;
   }
 
-  function renderCard(card) {
-    const live = liveCall(card.person);
+  function renderCard(card, byDevice) {
+    const live = liveCall(card.person, byDevice);
     card.live = live;
     const channel = live && live.channel;
     let badgeState = "idle";
@@ -329,8 +328,16 @@
     show(card.duration, text);
   }
 
+  // Every card is rendered after each frame: the channels are grouped by phone once, not walked
+  // again for every extension of every card.
   function render() {
-    for (const card of cards.values()) renderCard(card);
+    const byDevice = new Map();
+    for (const channel of state.channels.values()) {
+      const list = byDevice.get(channel.device);
+      if (list) list.push(channel);
+      else byDevice.set(channel.device, [channel]);
+    }
+    for (const card of cards.values()) renderCard(card, byDevice);
   }
 
   setInterval(() => { if (state) for (const card of cards.values()) tickCard(card); }, 1000);
