@@ -113,21 +113,6 @@ class MonitoringSession(models.Model):
     def __str__(self):
         return f"{self.user_label} → {self.target_label or self.target_device} ({self.mode or self.kind}, {self.outcome})"
 
-    @property
-    def is_live(self):
-        return self.outcome in LIVE_OUTCOMES
-
-    @property
-    def mode_history(self):
-        return [mode for mode in self.modes.split(",") if mode]
-
-    @property
-    def duration(self):
-        """How long the user's phone was connected (answered to ended), or None."""
-        if self.answered_at and self.ended_at:
-            return self.ended_at - self.answered_at
-        return None
-
 
 # --- the training library --------------------------------------------------------------------
 
