@@ -61,17 +61,22 @@ def public_link(link):
     return {key: link.get(key) for key in PUBLIC_LINK_FIELDS}
 
 
+def no_link(state):
+    """The PBX link as reported when there is no bridge link to show ("off", "no_bridge", ...)."""
+    return public_link({"state": state})
+
+
 async def pbx_link(layer):
     """The bridge's link state, or why there is none ("off", "no_bridge")."""
     mode = settings.AMI_BRIDGE
     if mode == "off":
-        return {"state": "off", "since": None, "resync": None}
+        return no_link("off")
     if mode == "embedded":
         from supervision.bridge_host import embedded_bridge
 
         bridge = embedded_bridge()
         if bridge is None:
-            return {"state": "no_bridge", "since": None, "resync": None}
+            return no_link("no_bridge")
         return public_link(bridge.link_state())
     try:
         channel = await layer.new_channel()
@@ -80,7 +85,7 @@ async def pbx_link(layer):
             while (message := await layer.receive(channel)).get("type") != "bridge.pong":
                 pass
     except Exception:  # noqa: BLE001 - no answer in time, or no layer: the bridge is not reachable
-        return {"state": "no_bridge", "since": None, "resync": None}
+        return no_link("no_bridge")
     return public_link(message["link"])
 
 
@@ -88,7 +93,7 @@ async def check():
     """(HTTP status, JSON body)."""
     layer = get_channel_layer()
     database, channel_layer = await asyncio.gather(check_database(), check_channel_layer(layer))
-    pbx = await pbx_link(layer) if channel_layer["ok"] else {"state": "unknown", "since": None, "resync": None}
+    pbx = await pbx_link(layer) if channel_layer["ok"] else no_link("unknown")
     if not (database["ok"] and channel_layer["ok"]):
         status = "down"
     elif pbx["state"] == "up":
