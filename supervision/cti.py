@@ -35,13 +35,12 @@ from django.utils.translation import gettext as _
 from supervision import actions, policy, presses
 from supervision.bridge import speaking
 from supervision.models import Kind, Outcome, Recording
-from supervision.presses import originate_reason, update_row
+from supervision.presses import DONE, originate_reason, update_row
 
 logger = logging.getLogger(__name__)
 
 PRESS_LIMIT = 5  # presses of these commands per user...
 PRESS_WINDOW = 10.0  # ...within this many seconds
-DONE = (Outcome.ENDED, Outcome.FAILED, Outcome.INTERRUPTED, Outcome.DENIED)
 
 
 @dataclass

@@ -36,7 +36,7 @@ from supervision import actions, policy, presses
 from supervision.ami.pending import ActionError, ActionTimeout, ConnectionLost, NotConnected
 from supervision.bridge import speaking
 from supervision.models import Kind, MonitoringSession, Outcome
-from supervision.presses import originate_reason, update_row
+from supervision.presses import DONE, originate_reason, update_row
 
 logger = logging.getLogger(__name__)
 
@@ -297,7 +297,7 @@ class SpyMonitor(presses.EventFollower):
         recent = list(self._recent)
         start = next((i + 1 for i, msg in enumerate(recent) if msg is origin), len(recent))
         for msg in recent[start:]:
-            if live.state in (Outcome.ENDED, Outcome.FAILED, Outcome.INTERRUPTED):
+            if live.state in DONE:
                 return
             if live.spy_channel in (msg.get("SpyerChannel"), msg.get("Channel")):
                 await self._handle(msg)
@@ -385,12 +385,12 @@ class SpyMonitor(presses.EventFollower):
             # "No such channel": it is gone already; the row ends all the same.
             if not quiet:
                 logger.info("hangup of spy channel %s: %s", live.spy_channel, exc)
-            if live.state not in (Outcome.ENDED, Outcome.FAILED, Outcome.INTERRUPTED):
+            if live.state not in DONE:
                 await self._finish(live, Outcome.ENDED, _("Stopped monitoring %(name)s.") % {"name": live.target_name})
 
     async def _finish(self, live, outcome, why, *, reason=None):
         was_spying = live.state == Outcome.SPYING
-        if live.state in (Outcome.ENDED, Outcome.FAILED, Outcome.INTERRUPTED, Outcome.DENIED):
+        if live.state in DONE:
             return
         live.state = outcome
         self._release(live)

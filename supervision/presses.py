@@ -26,6 +26,9 @@ from supervision.ami.pending import ActionError, ActionTimeout, ConnectionLost, 
 from supervision.bridge import speaking
 from supervision.models import MonitoringSession, Outcome
 
+# A press in one of these states is over: later events and replays change nothing.
+DONE = (Outcome.ENDED, Outcome.FAILED, Outcome.INTERRUPTED, Outcome.DENIED)
+
 # OriginateResponse `Reason`, as a real Asterisk 20 sends it (ami-captures/README.md); put in
 # words in the language active when the outcome is told.
 ORIGINATE_REASONS = {
