@@ -94,6 +94,7 @@ def _read_people(user_id, target_id):
 
 
 def _read_switch(user_id, target_id, mode):
+    """The policy's answer for a keypad switch to `mode` (None for an unknown one: refused)."""
     user, target, decisions = policy.decide_each(user_id, (mode,), target_id)
     return decisions[mode], user, target
 
@@ -131,9 +132,7 @@ def _judge_press(mode, client, facts, seen):
     def refuse(reason, text):
         return presses.refused(_row(user, target, spyer, mode, client), reason, text)
 
-    if mode not in policy.MODES:
-        return refuse("unknown_action", _("Unknown action."))
-    if not decision:
+    if not decision:  # an unknown mode is read as None, which the policy refuses as unknown_action
         return refuse(decision.reason, decision.message)
     name = str(target.user)
     if spyer is None:
@@ -208,11 +207,9 @@ class SpyMonitor(presses.EventFollower):
 
         def judge(facts, _seen):
             decision, user, target = facts
-            if mode in policy.MODES and decision:
+            if decision:
                 return None  # allowed: the session's own row follows the switch
-            reason = decision.reason if mode in policy.MODES else "unknown_action"
-            text = decision.message if mode in policy.MODES else _("Unknown action.")
-            return presses.refused(_row(user, target, None, mode, request.client), reason, text)
+            return presses.refused(_row(user, target, None, mode, request.client), decision.reason, decision.message)
 
         refusal = await presses.settle(
             partial(_read_switch, request.user_id, live.target_id, mode if mode in policy.MODES else None), judge)
