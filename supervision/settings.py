@@ -180,6 +180,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["OPTIONS"].setdefault("init_command", "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;")
 
 REDIS_URL = env_str("REDIS_URL")
+REDIS_SOCKET_TIMEOUT = 15  # seconds; more than channels_redis's blocking pop (5 s)
 if REDIS_URL:
     if not REDIS_URL.startswith(("redis://", "rediss://", "unix://")):
         raise ImproperlyConfigured("REDIS_URL must start with redis://, rediss:// or unix://")
@@ -187,7 +188,11 @@ if REDIS_URL:
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             "CONFIG": {
-                "hosts": [REDIS_URL],
+                # A channel's receive is a BZPOPMIN that Redis answers after 5 s when nothing came;
+                # redis-py 8 reads with a 5 s socket timeout by default, which fails that read (and
+                # with it every idle consumer) at the same moment. The read may take longer than
+                # the pop; a Redis that stops answering is still noticed after 15 s.
+                "hosts": [{"address": REDIS_URL, "socket_timeout": REDIS_SOCKET_TIMEOUT}],
                 "prefix": env_str("CHANNEL_LAYER_PREFIX", "supervision"),
                 "capacity": env_int("CHANNEL_LAYER_CAPACITY", 1000, minimum=10),
                 "expiry": 30,

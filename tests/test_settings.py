@@ -98,3 +98,36 @@ def test_defaults_when_unset(monkeypatch):
     monkeypatch.delenv("X_TEST_FLAG", raising=False)
     assert app_settings.env_bool("X_TEST_FLAG", True) is True
     assert app_settings.env_int("X_TEST_FLAG", 5038) == 5038
+
+
+IDLE_RECEIVE = """
+import asyncio, django, time
+django.setup()
+from channels.layers import get_channel_layer
+
+async def main():
+    layer = get_channel_layer()
+    channel = await layer.new_channel()
+
+    async def send_later():
+        await asyncio.sleep(6.5)  # past channels_redis's 5 s blocking pop and redis-py's default 5 s read
+        await layer.send(channel, {"type": "late", "n": 1})
+
+    sender = asyncio.create_task(send_later())
+    started = time.monotonic()
+    message = await layer.receive(channel)
+    await sender
+    print("received", message["type"], round(time.monotonic() - started, 1))
+    await layer.flush()
+
+asyncio.run(main())
+"""
+
+
+def test_an_idle_receive_through_redis_waits_for_the_next_message(tmp_path, redis_url):
+    """A consumer or the bridge waiting on an idle channel keeps waiting: the Redis read is not
+    cut at redis-py's default 5 s socket timeout, which would fail every idle socket's receive."""
+    prefix = f"idle{os.getpid()}"
+    result = run_django(tmp_path, ["-c", IDLE_RECEIVE], REDIS_URL=redis_url, CHANNEL_LAYER_PREFIX=prefix)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("received late 6."), result.stdout
