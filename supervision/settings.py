@@ -162,7 +162,9 @@ def _database():
     if not url:
         return {"ENGINE": "django.db.backends.sqlite3", "NAME": VAR_DIR / "db.sqlite3"}
     try:
-        config = dj_database_url.parse(url, conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 0, minimum=0))
+        max_age = env_int("DATABASE_CONN_MAX_AGE", 0, minimum=0)
+        # A kept connection is checked before reuse, so a restarted database costs no press.
+        config = dj_database_url.parse(url, conn_max_age=max_age, conn_health_checks=max_age > 0)
     except ValueError as exc:
         raise ImproperlyConfigured(f"DATABASE_URL is not usable: {exc}") from None
     if config.get("ENGINE") not in {"django.db.backends.postgresql", "django.db.backends.sqlite3"}:

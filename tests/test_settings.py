@@ -131,3 +131,33 @@ def test_an_idle_receive_through_redis_waits_for_the_next_message(tmp_path, redi
     result = run_django(tmp_path, ["-c", IDLE_RECEIVE], REDIS_URL=redis_url, CHANNEL_LAYER_PREFIX=prefix)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("received late 6."), result.stdout
+
+
+KILLED_CONNECTION = """
+import os, django, psycopg
+django.setup()
+from django.db import close_old_connections, connection
+
+def backend():
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        return cursor.fetchone()[0]
+
+first = backend()
+with psycopg.connect(os.environ["DATABASE_URL"], autocommit=True) as admin:
+    admin.execute("SELECT pg_terminate_backend(%s)", [first])
+close_old_connections()  # what the bridge and Channels do before each database step
+print("reconnected" if backend() != first else "same connection")
+"""
+
+
+def test_a_kept_database_connection_that_died_is_replaced_before_use(tmp_path):
+    """With DATABASE_CONN_MAX_AGE set, a connection the server ended (a restart, an idle timeout)
+    is noticed before the next step uses it, instead of failing that step (a press)."""
+    url = os.environ.get("DATABASE_URL", "")
+    if not url.startswith("postgres"):
+        pytest.skip("PostgreSQL pass only (DATABASE_URL=postgres://...)")
+    admin_url = url.rsplit("/", 1)[0] + "/postgres"
+    result = run_django(tmp_path, ["-c", KILLED_CONNECTION], DATABASE_URL=admin_url, DATABASE_CONN_MAX_AGE="60")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "reconnected"
