@@ -27,12 +27,13 @@ Decisions (the captures show Asterisk 20 sends no timestamp on Newstate):
 - Every change to a channel yields an upsert diff with a fresh copy, so the board keeps the last
   copy it published per channel (`published()`): a snapshot for the channel layer is then a list
   of read-only dicts, no copying, and each one's JSON text is built once and kept until the
-  channel changes again (a 5,000-call snapshot costs joins, not a 2 MB `json.dumps`).
+  channel changes again (a 5,000-call snapshot costs joins, not a 2 MB encode).
 """
 
-import json
 import re
 import time
+
+from supervision import jsontext
 
 # ast_state names (include/asterisk/channelstate.h), lower case.
 STATES = {
@@ -156,7 +157,7 @@ class Board:
         # Kept from the diffs (see _record): what was last published per channel, never changed
         # afterwards; its JSON text, built when first asked for; the names on each phone.
         self._published = {}  # name -> channel dict of its last upsert diff
-        self._json = {}  # name -> json.dumps(self._published[name])
+        self._json = {}  # name -> jsontext.dumps(self._published[name])
         self._by_device = {}  # device -> set of channel names
         self.seq = 0
         # Dispatch on the event name: an event the board does not use costs one dict lookup.
@@ -196,7 +197,7 @@ class Board:
         for name, channel in published.items():
             text = encoded.get(name)
             if text is None:
-                text = encoded[name] = json.dumps(channel, separators=(",", ":"))
+                text = encoded[name] = jsontext.dumps(channel)
             texts.append(text)
         return list(published.values()), texts
 

@@ -30,7 +30,7 @@ from django.utils import translation
 from django.utils.translation.trans_real import parse_accept_lang_header
 from django.utils.translation import gettext as _
 
-from supervision import audience
+from supervision import audience, jsontext
 from supervision.bridge import BOARD_GROUP, BRIDGE_CHANNEL, device_group, user_group
 
 logger = logging.getLogger(__name__)
@@ -213,12 +213,11 @@ class DashboardConsumer(AsyncWebsocketConsumer):
         head = {"type": "snapshot", **self.view.as_dict()}
         tail = {"link": self.link, "seq": seq, "now": event.get("now")}
         if not isinstance(texts, list) or len(texts) != len(channels):
-            return json.dumps({**head, "channels": audience.filter_channels(channels, self.view.devices), **tail},
-                              separators=(",", ":"))
+            return jsontext.dumps({**head, "channels": audience.filter_channels(channels, self.view.devices), **tail})
         devices = self.view.devices
         shown = ",".join(text for channel, text in zip(channels, texts) if channel.get("device") in devices)
-        return "".join((json.dumps(head, separators=(",", ":"))[:-1], ',"channels":[', shown, "],",
-                        json.dumps(tail, separators=(",", ":"))[1:]))
+        return "".join((jsontext.dumps(head)[:-1], ',"channels":[', shown, "],",
+                        jsontext.dumps(tail)[1:]))
 
     async def board_diff(self, event):
         self.bridge_heard = time.monotonic()
@@ -242,7 +241,7 @@ class DashboardConsumer(AsyncWebsocketConsumer):
             if self.acks and (len(self.unacked) >= ACK_WINDOW_FRAMES or self.unacked_chars >= ACK_WINDOW_BYTES):
                 await self._fall_behind()
                 return
-            await self._send_counted(seq, json.dumps({"type": "diff", "seq": seq, "diffs": diffs}, separators=(",", ":")))
+            await self._send_counted(seq, jsontext.dumps({"type": "diff", "seq": seq, "diffs": diffs}))
 
     # --- the acknowledgement window --------------------------------------------------------------
 
@@ -408,4 +407,4 @@ class DashboardConsumer(AsyncWebsocketConsumer):
         await self.send_json({"type": "error", "code": code, "message": message})
 
     async def send_json(self, content):
-        await self.send(text_data=json.dumps(content, separators=(",", ":")))
+        await self.send(text_data=jsontext.dumps(content))
