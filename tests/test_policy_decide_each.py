@@ -36,3 +36,36 @@ def test_decide_each_of_a_missing_user_or_phone():
     someone = User.objects.first()
     _user, extension, decisions = policy.decide_each(someone.pk, policy.MODES, 10**9)
     assert extension is None and {d.reason for d in decisions.values()} == {"not_found"}
+
+
+def test_decide_cards_agrees_with_can_for_everyone_on_every_phone():
+    seed_demo_roster()
+    Extension.objects.filter(user__username="ivanov").update(monitorable=False)
+    User.objects.filter(username="lebedev").update(is_active=False)
+    phones = list(Extension.objects.select_related("user"))
+    for user in User.objects.all():
+        cards = policy.decide_cards(user, phones)
+        assert set(cards) == {phone.pk for phone in phones}
+        for phone in phones:
+            for action in (*policy.MODES, "pickup"):
+                assert cards[phone.pk][action] == policy.can(user.pk, action, phone.pk), (user, phone, action)
+
+
+def test_a_dashboards_cards_cost_the_same_queries_with_ten_more_trainees():
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from accounts.models import Role
+    from supervision import audience
+
+    roster = seed_demo_roster()
+    curator = roster.users["petrova"]
+    with CaptureQueriesContext(connection) as few:
+        small = audience.build_view(curator)
+    for i in range(10):
+        trainee = User.objects.create(username=f"extra{i}", role=Role.TRAINEE, curator=curator)
+        Extension.objects.create(user=trainee, technology="SIP", resource=f"77{i:02d}")
+    with CaptureQueriesContext(connection) as many:
+        large = audience.build_view(curator)
+    assert len(large.people) == len(small.people) + 10 and len(large.devices) == len(small.devices) + 10
+    assert len(many.captured_queries) == len(few.captured_queries)
