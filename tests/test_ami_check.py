@@ -48,6 +48,7 @@ async def test_demo_user_has_everything(fakepbx):
     assert code == 0, lines
     assert "Asterisk Call Manager/" in line(lines, "AMI:")
     assert line(lines, "Login:").startswith("Login: ok as 'dashboard'")
+    assert line(lines, "Asterisk:") == "Asterisk: version 20.20.1 (AMI 9.0.0, system name simulated-pbx)"
     for action in ("CoreShowChannels", "Hangup", "PlayDTMF", "Originate"):
         assert line(lines, f"{action}:").startswith(f"{action}: permitted"), lines
     assert line(lines, "Call events:").startswith("Call events: arriving")

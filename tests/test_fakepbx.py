@@ -721,3 +721,15 @@ async def test_fidelity_originate_failure_reasons():
         ]
 
     assert outcomes(ours) == outcomes(capture)
+
+
+async def test_coresettings_has_the_fields_of_asterisk_20_and_names_the_simulator(ami):
+    from tests.captures import capture_messages
+
+    _, messages = capture_messages("asterisk20-command-core-show-version")
+    real = next(m for m in messages if m.get("ActionID") == "settings-1")
+    ami.send("CoreSettings", {}, "cs")
+    reply = await ami.response("cs")
+    assert [key for key, _ in reply.pairs] == [key for key, _ in real.pairs]
+    assert (reply["AMIversion"], reply["AsteriskVersion"]) == (real["AMIversion"], real["AsteriskVersion"])
+    assert reply["SystemName"] == "simulated-pbx"

@@ -28,6 +28,8 @@ from .fakepbx_scenarios import run_scenario
 from .protocol import Parser, ProtocolError, banner, encode
 
 GOODBYE = "Thanks for all the fish."
+AMI_VERSION = "9.0.0"  # Asterisk 20's, as the captures greet with
+ASTERISK_VERSION = "20.20.1"
 PRE_LOGIN_ACTIONS = {"login", "logoff", "challenge"}
 
 
@@ -177,7 +179,7 @@ class FakePBX:
     async def _serve(self, reader, writer):
         session = Session(self, reader, writer)
         self._sessions.add(session)
-        writer.write(banner())
+        writer.write(banner(AMI_VERSION))
         watchdog = asyncio.get_running_loop().call_later(self.auth_timeout, self._auth_expired, session)
         parser = Parser(expect_banner=False, lenient_newlines=True)
         raw = b""
@@ -384,6 +386,15 @@ class FakePBX:
         for channel in channels:
             session.send(core_show_channel(channel, action_id, now))
         session.send(list_complete("CoreShowChannelsComplete", action_id, len(channels)))
+
+    async def _action_coresettings(self, session, action_id, fields, variables):
+        # Shaped like Asterisk 20's reply (asterisk20-command-core-show-version); SystemName says
+        # which PBX this is, so `ami_check` against the simulator does not pass for a real one.
+        session.respond(action_id, "Success", ("AMIversion", AMI_VERSION), ("AsteriskVersion", ASTERISK_VERSION),
+                        ("SystemName", "simulated-pbx"), ("CoreMaxCalls", "0"), ("CoreMaxLoadAvg", "0.000000"),
+                        ("CoreRunUser", ""), ("CoreRunGroup", ""), ("CoreMaxFilehandles", "0"),
+                        ("CoreRealTimeEnabled", "No"), ("CoreCDRenabled", "Yes"), ("CoreHTTPenabled", "No"),
+                        ("SoundsSearchCustomDir", "No"))
 
     async def _action_status(self, session, action_id, fields, variables):
         name = fields.get("channel")

@@ -37,6 +37,7 @@ OPEN_ACTIONS = (
 )
 # Actions the simulator implements, with the class text ListCommands prints for them.
 IMPLEMENTED_ACTIONS = {
+    "CoreSettings": "system,reporting,all",
     "CoreShowChannels": "system,reporting,all",
     "Hangup": "system,call,all",
     "Originate": "originate,all",

@@ -172,7 +172,10 @@ async def _report_version(client, say):
         say(f"Asterisk: version unknown ({exc})")
         return
     version = settings_reply.get("AsteriskVersion") or "unknown"
-    say(f"Asterisk: version {version} (AMI {settings_reply.get('AMIversion') or client.link.ami_version or 'unknown'})")
+    details = [f"AMI {settings_reply.get('AMIversion') or client.link.ami_version or 'unknown'}"]
+    if settings_reply.get("SystemName"):
+        details.append(f"system name {settings_reply.get('SystemName')}")
+    say(f"Asterisk: version {version} ({', '.join(details)})")
 
 
 class Command(BaseCommand):
