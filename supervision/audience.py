@@ -2,8 +2,9 @@
 that keeps every other phone's calls off his WebSocket.
 
 `build_view(user)` reads the roster (database); `filter_channels` / `filter_diffs` are pure.
-Saving or deleting a user or an extension tells every open dashboard to look again
-(`roster.changed` on the board group), so a reassigned trainee's calls leave the old team's pages.
+Saving or deleting a user or an extension, and changing a group's or a user's permissions or
+groups, tells every open dashboard to look again (`roster.changed` on the board group), so a
+reassigned trainee's calls leave the old team's pages and a right taken away leaves the buttons.
 """
 
 import logging
@@ -12,7 +13,8 @@ from dataclasses import dataclass, field
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import transaction
-from django.db.models.signals import post_delete, post_save
+from django.contrib.auth.models import Group
+from django.db.models.signals import m2m_changed, post_delete, post_save
 
 from accounts.models import Extension, User
 from supervision import policy
@@ -92,6 +94,16 @@ def _send_roster_changed():
         logger.warning("could not tell the dashboards about a roster change", exc_info=True)
 
 
+def announce_rights_change(action, **_kwargs):
+    """A permission given to or taken from a group or a user, or a user moved between groups:
+    the cards' buttons change, so open dashboards look again as for a roster change."""
+    if action in ("post_add", "post_remove", "post_clear"):
+        announce_roster_change()
+
+
 for _model in (User, Extension):
     post_save.connect(announce_roster_change, sender=_model, dispatch_uid=f"dashboards-{_model.__name__}-saved")
     post_delete.connect(announce_roster_change, sender=_model, dispatch_uid=f"dashboards-{_model.__name__}-deleted")
+post_delete.connect(announce_roster_change, sender=Group, dispatch_uid="dashboards-Group-deleted")
+for _through in (Group.permissions.through, User.groups.through, User.user_permissions.through):
+    m2m_changed.connect(announce_rights_change, sender=_through, dispatch_uid=f"dashboards-{_through.__name__}-changed")
