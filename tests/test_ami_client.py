@@ -297,11 +297,13 @@ async def test_wrong_credentials_are_login_refused_and_retried_slowly(scripted, 
     refused = await client.wait_until("login_refused", timeout=EVENTUALLY)
 
     assert "Authentication failed" in refused.detail
+    assert refused.refused_with == "Authentication failed"  # the PBX's own words, for ami_check
     assert refused.retry_in >= 0.4 / 2  # the long delay straight away, not the short first step
     assert any(r.levelno == logging.ERROR and "Authentication failed" in r.getMessage() for r in caplog.records)
     # It does try again (the second connection accepts any secret).
-    await client.wait_until("up", timeout=EVENTUALLY)
+    up = await client.wait_until("up", timeout=EVENTUALLY)
     assert len(server.peers) >= 2
+    assert up.refused_with is None
 
 
 def test_backoff_is_capped_jittered_and_exponential():

@@ -43,7 +43,11 @@ READ_CHUNK = 64 * 1024
 
 
 class LoginRefused(AMIError):
-    """The PBX refused our credentials (`Authentication failed`)."""
+    """The PBX refused our credentials; `reason` is its answer (`Authentication failed`)."""
+
+    def __init__(self, text, reason):
+        super().__init__(text)
+        self.reason = reason
 
 
 class _Connection:
@@ -263,12 +267,12 @@ class AMIClient:
     async def _run(self):
         while not self._stopping:
             if self.link.state != links.CONNECTING:
-                self._set_link(links.CONNECTING, f"connecting to {self.where}", retry_in=None)
-            refused = False
+                self._set_link(links.CONNECTING, f"connecting to {self.where}", retry_in=None, refused_with=None)
+            refused = refused_with = False
             try:
                 detail = await self._connect_and_serve()
             except LoginRefused as exc:
-                refused, detail = True, str(exc)
+                refused, detail, refused_with = True, str(exc), exc.reason
             except _Ended as exc:
                 detail = str(exc)
             except (OSError, TimeoutError) as exc:
@@ -283,7 +287,7 @@ class AMIClient:
                 self._set_link(
                     links.LOGIN_REFUSED,
                     f"{detail}; check the AMI user and secret in manager.conf and the settings",
-                    retry_in=round(delay, 2),
+                    retry_in=round(delay, 2), refused_with=refused_with,
                 )
             else:
                 self._set_link(links.DOWN, detail, retry_in=round(delay, 2))
@@ -359,7 +363,7 @@ class AMIClient:
             await self._request(conn, "Login", fields, self.action_timeout)
         except ActionError as exc:
             conn.abort("login refused", logging.DEBUG)
-            raise LoginRefused(f"login as {self.username!r} refused by {self.where}: {exc.message}") from None
+            raise LoginRefused(f"login as {self.username!r} refused by {self.where}: {exc.message}", exc.message) from None
         except ActionTimeout as exc:
             conn.abort(f"no answer to the login from {self.where}: {exc}")
             raise _Ended(conn.lost) from None

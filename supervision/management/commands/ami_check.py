@@ -110,8 +110,7 @@ async def check_pbx(host, port, username, secret, auth, *, timeout, events_wait,
                 "with this port and bindaddr, and any firewall in between.")
             return 2
         if link.state == links.LOGIN_REFUSED:
-            reason = link.detail.split(": ", 1)[-1].split(";", 1)[0]
-            say(f"Login: refused for user {username!r} ({auth}): {reason}. Check AMI_USERNAME/AMI_SECRET "
+            say(f"Login: refused for user {username!r} ({auth}): {link.refused_with}. Check AMI_USERNAME/AMI_SECRET "
                 f"(AMI_AUTH={auth}) against the [{username}] section of manager.conf, including permit/deny.")
             return 2
         say(f"Login: ok as {username!r} ({'MD5 challenge' if auth == 'md5' else 'plain secret'})")
