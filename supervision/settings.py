@@ -240,14 +240,18 @@ STORAGES = {
 }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+LOG_LEVEL = env_choice("LOG_LEVEL", "INFO", ["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"])
+# One handler, on the root logger: daphne configures the root logger too when it starts, and a
+# second handler on the product's loggers printed every line twice.
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
-        "supervision": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-        "accounts": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+        "supervision": {"level": LOG_LEVEL},
+        "accounts": {"level": LOG_LEVEL},
     },
 }
 

@@ -19,6 +19,14 @@ def missing(reason, *, required):
     pytest.skip(reason)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _asgi_application_loaded():
+    """Import the ASGI application once, first: its `get_asgi_application()` runs `django.setup()`
+    again, which applies LOGGING to the root logger and so would drop the log-capturing handler
+    of whichever test imported it first (`caplog` would see nothing)."""
+    import supervision.asgi  # noqa: F401
+
+
 @pytest.fixture(scope="session")
 def captures_dir():
     if not CAPTURES.is_dir():

@@ -101,3 +101,6 @@ def test_the_demo_day_rings_the_roster_and_the_dashboard_links_to_it(demo_env, d
         assert health["status"] == "ok"
     finally:
         server.stop()
+    # The server's log says each thing once (daphne and the product share one handler).
+    log = (tmp_path / "daphne.log").read_text()
+    assert log.count("AMI link up") == 1, log

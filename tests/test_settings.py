@@ -41,6 +41,7 @@ def run_django(tmp_path, code, **env):
         ("AMI_ACTION_TIMEOUT", "soon", "AMI_ACTION_TIMEOUT='soon' is not a number"),
         ("SPY_OPTIONS_BARGE", "qB,x", "SPY_OPTIONS_BARGE='qB,x' may hold only letters and digits"),
         ("RECORDINGS_ROOT", "sounds/training", "RECORDINGS_ROOT must be an absolute path"),
+        ("LOG_LEVEL", "verbose", "LOG_LEVEL='verbose' must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL"),
     ],
 )
 def test_bad_environment_fails_at_start(tmp_path, name, value, why):
