@@ -372,7 +372,9 @@ class SpyMonitor(presses.EventFollower):
         live.stop_requested = True
         if live.spy_channel:
             await self._hangup(live)
-        else:
+        # Until the spy leg's Hangup event: at once with transmit_silence=yes; without it, on a
+        # silent call, not before the spied call ends (the page then shows it stopping).
+        if live.state not in DONE:
             await self._status(live.user_id, "stopping", "ok", _("Stopping…"), live)
 
     async def _hangup(self, live, *, quiet=False):

@@ -457,6 +457,23 @@ async def test_spy_hangup_sends_chanspystop(fakepbx, ami):
     assert trainee["Channel"] in fakepbx.channels
 
 
+async def test_without_transmit_silence_a_hung_up_spy_stays_until_the_spied_call_ends(fakepbx, ami):
+    """asterisk20-chanspy-hangup-spy-no-media: the Hangup is answered at once, but ChanSpyStop and
+    the spy's Hangup come only when the spied call ends."""
+    fakepbx.switch.transmit_silence = False
+    trainee = await originate(ami, "t", "Local/105@phones")
+    leg = await spy(ami, "s", "Local/105,qx")
+    await ami.event("ChanSpyStart", SpyerChannel=leg["Channel"])
+    ami.send("Hangup", {"Channel": leg["Channel"]}, "h")
+    assert (await ami.response("h"))["Message"] == "Channel Hungup"
+    await asyncio.sleep(0.3)
+    assert leg["Channel"] in fakepbx.channels and not ami.events("ChanSpyStop")
+    ami.send("Hangup", {"Channel": trainee["Channel"]}, "h2")
+    await ami.event("ChanSpyStop", SpyerChannel=leg["Channel"])
+    await ami.event("Hangup", Channel=leg["Channel"])
+    assert leg["Channel"] not in fakepbx.channels
+
+
 async def test_playdtmf_receive_switches_spy_modes(fakepbx, ami):
     await originate(ami, "t", "SIP/105")
     leg = await spy(ami, "s", "SIP/105,qd")

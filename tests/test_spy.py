@@ -124,6 +124,29 @@ async def test_the_spied_call_ending_ends_the_session(fakepbx, bridge, roster):
     await until(lambda: bridge.board.channel(row["spy_channel"]) is None)  # the silent spy leg is hung up
 
 
+async def test_a_spy_the_pbx_keeps_until_the_call_ends_shows_stopping_then_ends(fakepbx, bridge, roster):
+    """With asterisk.conf transmit_silence=no a stopped spy on a silent call lingers until the
+    spied call ends: the presser sees "stopping" at once, and the row ends when the PBX ends it."""
+    fakepbx.switch.transmit_silence = False
+    people, phones = roster
+    inbox = await Inbox(bridge.layer, people["petrova"].pk).open()
+    agent = await live_call(fakepbx, bridge, "SIP/105")
+    await press(bridge, people["petrova"], {"type": "spy", "target": phones["anna"].pk, "mode": "listen"})
+    await inbox.next(state="spying")
+
+    await press(bridge, people["petrova"], {"type": "spy.stop"})
+    stopping = await inbox.next(state="stopping")
+    assert stopping["text"] == "Stopping…"
+    [row] = await rows()
+    assert row["outcome"] == Outcome.SPYING and not row["ended_at"]
+
+    await fakepbx.hangup(agent)
+    await inbox.next(state="ended")
+    [row] = await rows()
+    assert row["outcome"] == Outcome.ENDED and row["ended_at"]
+    await until(lambda: bridge.board.channel(row["spy_channel"]) is None)
+
+
 # --- switching mode ---------------------------------------------------------------------------
 
 

@@ -76,7 +76,7 @@ class Session:
 class FakePBX:
     def __init__(self, host="127.0.0.1", port=0, users=None, manager_conf=None, scenario="idle", phones=None, *,
                  auth_fail_delay=1.0, auth_timeout=30.0, seed=None, default_behaviour=None,
-                 playback_seconds=3.0, ringing_context_seconds=20.0, demo_options=None):
+                 playback_seconds=3.0, ringing_context_seconds=20.0, demo_options=None, transmit_silence=True):
         self.host = host
         self.port = port
         if manager_conf is not None:
@@ -92,7 +92,8 @@ class FakePBX:
         if isinstance(phones, (list, tuple)):
             phones = {device: "answer" for device in phones}
         self.switch = Switch(self._emit, phones=phones, default_behaviour=default_behaviour,
-                             playback_seconds=playback_seconds, ringing_context_seconds=ringing_context_seconds)
+                             playback_seconds=playback_seconds, ringing_context_seconds=ringing_context_seconds,
+                             transmit_silence=transmit_silence)
         self.demo_options = demo_options or {}
         self.actions = []  # every action Message received, in order (all connections)
         self.raw_actions = []  # the bytes of each action frame, in order
@@ -370,14 +371,14 @@ class FakePBX:
                 session.error(action_id, "No such channel")
                 return
             session.respond(action_id, "Success", ("Message", "Channel Hungup"))
-            self.switch.hangup(matches[0], cause)
+            self.switch.request_hangup(matches[0], cause)
             return
         session.respond(action_id, "Success", ("EventList", "start"), ("Message", "Channels hung up will follow"))
         for channel in matches:
             session.send([("Event", "ChannelHungup"), ("Channel", channel.name)] + action_id_field(action_id))
         session.send(list_complete("ChannelsHungupListComplete", action_id, len(matches)))
         for channel in matches:
-            self.switch.hangup(channel, cause)
+            self.switch.request_hangup(channel, cause)
 
     async def _action_coreshowchannels(self, session, action_id, fields, variables):
         session.respond(action_id, "Success", ("EventList", "start"), ("Message", "Channels will follow"))

@@ -77,8 +77,12 @@ def wants_autoanswer(variables):
 
 class Switch:
     def __init__(self, emit, *, phones=None, default_behaviour=None, clock=None, playback_seconds=3.0,
-                 ringing_context_seconds=20.0, spy_poll_seconds=0.05):
+                 ringing_context_seconds=20.0, spy_poll_seconds=0.05, transmit_silence=True):
         self.emit = emit
+        # asterisk.conf `transmit_silence`: with `no`, a spy told to hang up stays until a frame
+        # of audio reaches ChanSpy; on a silent call that is when the spied call ends
+        # (asterisk20-chanspy-hangup-spy-no-media).
+        self.transmit_silence = transmit_silence
         self.ids = IdSource(clock) if clock else IdSource()
         self.phones = {}
         for device, behaviour in (phones or {}).items():
@@ -165,6 +169,14 @@ class Switch:
         self._ring_waits.clear()
 
     # --- hangup --------------------------------------------------------------------------------
+
+    def request_hangup(self, channel, cause=None):
+        """A Hangup action: at once, except for a spy on a silent call without transmit_silence,
+        which goes when its ChanSpy next wakes up (see `_app_chanspy`)."""
+        if not self.transmit_silence and channel.spying is not None:
+            channel.variables["__hangup_requested"] = cause
+            return
+        self.hangup(channel, cause)
 
     def hangup(self, channel, cause=None, *, requests=True):
         """Tear a channel down with the events Asterisk sends, then whatever depended on it.
@@ -451,9 +463,9 @@ class Switch:
             self.emit(*calls.chanspy_event("ChanSpyStart", spy, target))
             await ended
             done_with.add(target)
-            if "E" in options:
+            if "E" in options or "__hangup_requested" in spy.variables:
                 break
-        self.hangup(spy)
+        self.hangup(spy, spy.variables.get("__hangup_requested"))
 
     def _spyee_gone(self, spy, target):
         """The spied-on channel hung up: ChanSpyStop, then the spy moves on (or ends with E)."""

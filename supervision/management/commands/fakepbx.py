@@ -30,6 +30,8 @@ class Command(BaseCommand):
         parser.add_argument("--calls-per-second", type=float, help="load mode: arrival rate")
         parser.add_argument("--concurrent", type=int, help="load mode: calls kept up")
         parser.add_argument("--seed", type=int)
+        parser.add_argument("--no-transmit-silence", action="store_true",
+                            help="like asterisk.conf transmit_silence=no: a stopped spy stays until the spied call ends")
 
     def handle(self, *args, **options):
         devices = self._devices(options["devices"])
@@ -39,7 +41,7 @@ class Command(BaseCommand):
         try:
             pbx = FakePBX(
                 host=options["host"], port=options["port"], users=users, manager_conf=options["manager_conf"],
-                scenario=options["scenario"], seed=options["seed"],
+                scenario=options["scenario"], seed=options["seed"], transmit_silence=not options["no_transmit_silence"],
                 demo_options={
                     "interval": options["interval"], "talk_min": options["talk_min"], "talk_max": options["talk_max"],
                     "calls_per_second": options["calls_per_second"], "concurrent": options["concurrent"],
