@@ -2,6 +2,7 @@
 simulated PBX receiving the Originate bytes, policy check and audit row included.
 
     .venv/bin/python bench/action_latency.py [--presses 300] [--calls 50]
+    .venv/bin/python bench/action_latency.py --redis [redis://127.0.0.1:6379/12]
 
 One process: the simulated PBX over loopback TCP with `--calls` live calls, the real AMIClient and
 Bridge with the product's command modules, the in-memory channel layer, and a database in a
@@ -10,6 +11,8 @@ own, the demo roster is written into it). The demo curator presses Listen on a t
 waits until her phone is spying, stops, and presses again. t0: just before the
 `bridge.command` leaves for the channel layer (what `DashboardConsumer.receive` does after its
 shape check); t1: the PBX has parsed the `Action: Originate` frame. Same clock.
+`--redis [URL]`: the channel layer is channels_redis at URL (its own key prefix, flushed after), as
+with several daphnes and `ami_bridge`: the press then crosses Redis on its way to the bridge.
 Target: p99 <= 20 ms.
 """
 
@@ -27,10 +30,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 
-def setup_django(var_dir):
+def setup_django(var_dir, redis_url=""):
     os.environ["DASHBOARD_VAR_DIR"] = var_dir
     os.environ.setdefault("DATABASE_URL", "")
-    os.environ["REDIS_URL"] = ""
+    os.environ["REDIS_URL"] = redis_url
+    os.environ["CHANNEL_LAYER_PREFIX"] = f"bench-action-{os.getpid()}"
     os.environ["DJANGO_SETTINGS_MODULE"] = "supervision.settings"
     import django
 
@@ -109,6 +113,8 @@ async def run(presses, calls):
         await asyncio.wait_for(until_state("ended", "idle"), 10)
     await bridge.stop()
     await pbx.stop()
+    if hasattr(layer, "flush"):
+        await layer.flush()
     return latencies
 
 
@@ -116,15 +122,18 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--presses", type=int, default=300)
     parser.add_argument("--calls", type=int, default=50, help="other live calls on the PBX and the board")
+    parser.add_argument("--redis", nargs="?", const="redis://127.0.0.1:6379/12", default="", metavar="URL",
+                        help="use the Redis channel layer at URL (default redis://127.0.0.1:6379/12)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as var_dir:
-        setup_django(var_dir)
+        setup_django(var_dir, args.redis)
         from django.db import connection
 
         latencies = asyncio.run(run(args.presses, args.calls))
         engine = connection.vendor
     ms = [value * 1000 for value in latencies]
-    print(f"{len(ms)} presses, {args.calls} other live calls, database {engine}")
+    layer = f"Redis {args.redis}" if args.redis else "in-memory"
+    print(f"{len(ms)} presses, {args.calls} other live calls, database {engine}, channel layer {layer}")
     print(f"press -> Originate on the wire: median {statistics.median(ms):.2f} ms, p90 {percentile(ms, 0.9):.2f} ms, "
           f"p99 {percentile(ms, 0.99):.2f} ms, max {max(ms):.2f} ms   target p99 <= 20 ms")
     print(f"machine: {os.cpu_count()} cores, Python {platform.python_version()}, load {os.getloadavg()[0]:.1f}")
