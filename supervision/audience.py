@@ -1,7 +1,7 @@
 """What one user's dashboard may show: his own phone, the people he may monitor, and the filter
 that keeps every other phone's calls off his WebSocket.
 
-`build_view(user)` reads the roster (database); `filter_channels` / `filter_diffs` are pure.
+`build_view(user)` reads the roster (database); `filter_channels` is pure.
 Saving or deleting a user or an extension, and changing a group's or a user's permissions or
 groups, tells every open dashboard to look again (`roster.changed` on the board group), so a
 reassigned trainee's calls leave the old team's pages and a right taken away leaves the buttons.
@@ -68,17 +68,6 @@ def build_view(user):
 def filter_channels(channels, devices):
     """Only channels on a visible phone (a customer's trunk leg bridged to it is not sent)."""
     return [channel for channel in channels if channel.get("device") in devices]
-
-
-def filter_diffs(diffs, devices):
-    kept = []
-    for diff in diffs:
-        if diff.get("op") == "upsert":
-            if diff.get("channel", {}).get("device") in devices:
-                kept.append(diff)
-        elif diff.get("device") in devices:
-            kept.append(diff)
-    return kept
 
 
 def announce_roster_change(**_kwargs):

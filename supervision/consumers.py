@@ -236,8 +236,10 @@ class DashboardConsumer(AsyncWebsocketConsumer):
             await self.request_snapshot()
             return
         self.device_seq[device] = seq
-        diffs = audience.filter_diffs(event["diffs"], self.view.devices)
-        if diffs:
+        # The bridge sends one message per phone: the socket's view decides for all its diffs
+        # (a phone just taken off this view may still be in a group the socket leaves shortly).
+        if device in self.view.devices:
+            diffs = event["diffs"]
             if self.acks and (len(self.unacked) >= ACK_WINDOW_FRAMES or self.unacked_chars >= ACK_WINDOW_BYTES):
                 await self._fall_behind()
                 return
