@@ -70,7 +70,9 @@ def filter_channels(channels, devices):
     return [channel for channel in channels if channel.get("device") in devices]
 
 
-def announce_roster_change(**_kwargs):
+def announce_roster_change(update_fields=None, **_kwargs):
+    if update_fields == {"last_login"}:
+        return  # a login (Django saves the login time): no dashboard's view changes
     transaction.on_commit(_send_roster_changed)
 
 

@@ -206,3 +206,15 @@ def test_a_missing_role_group_is_recreated_with_its_permissions(demo_roster):
 def test_createsuperuser_makes_an_admin():
     user = User.objects.create_superuser("root", "root@example.com", "x")
     assert user.role == Role.ADMIN and user.is_superuser
+
+
+def test_a_login_does_not_tell_the_open_dashboards_to_look_again(demo_roster, django_capture_on_commit_callbacks):
+    from django.contrib.auth.models import update_last_login
+
+    petrova = demo_roster.users["petrova"]
+    with django_capture_on_commit_callbacks() as logged_in:
+        update_last_login(None, petrova)  # what Django's login does
+    with django_capture_on_commit_callbacks() as renamed:
+        petrova.first_name = "Anya"
+        petrova.save()
+    assert logged_in == [] and len(renamed) == 1
