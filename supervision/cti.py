@@ -95,16 +95,6 @@ def _read_playback(user_id, recording_id, from_id):
     return decision, user, phone, shared, recording
 
 
-def _own_phone_refusal(phone, decision, link, no_phone_text):
-    """(reason, words) when dial or playback cannot ring the user's own phone, else None: he has
-    none, the policy says no, or the PBX link is not up."""
-    if phone is None:
-        return "no_phone", no_phone_text
-    if not decision:
-        return decision.reason, decision.message
-    return presses.link_refusal(link)
-
-
 def _row(kind, user, phone, client, *, target=None, label="", **extra):
     """The audit row of a press (any of user / phone / target may be missing)."""
     return {
@@ -164,15 +154,11 @@ class CallControl(presses.EventFollower):
 
             if early:
                 return refuse(*early)
-            if not decision:
-                return refuse(decision.reason, decision.message)
-            name = str(target.user)
-            if phone is None:
-                return refuse("no_phone", _("You have no phone in the roster to answer on."))
             link, ringing = seen
-            down = presses.link_refusal(link)
-            if down:
-                return refuse(*down)
+            cannot = presses.cannot_ring(decision, phone, link, _("You have no phone in the roster to answer on."))
+            if cannot:
+                return refuse(*cannot)
+            name = str(target.user)
             if ringing is None:
                 return refuse(
                     "not_ringing", _("Nothing rings on %(name)s's phone any more: answered elsewhere or hung up.")
@@ -210,7 +196,7 @@ class CallControl(presses.EventFollower):
                 return refuse(*early)
             if not isinstance(number, str) or not actions.DIAL_NUMBER_RE.fullmatch(number):
                 return refuse("bad_number", _("That is not a number to call: use digits, +, * and # (1 to 32)."))
-            cannot = _own_phone_refusal(phone, decision, link, _("You have no phone in the roster to call from."))
+            cannot = presses.cannot_ring(decision, phone, link, _("You have no phone in the roster to call from."))
             if cannot:
                 return refuse(*cannot)
             try:
@@ -246,7 +232,7 @@ class CallControl(presses.EventFollower):
                 return refuse("not_found", _("That recording does not exist (any more)."))
             if not shared:
                 return refuse(shared.reason, shared.message)
-            cannot = _own_phone_refusal(phone, decision, link, _("You have no phone in the roster to play to."))
+            cannot = presses.cannot_ring(decision, phone, link, _("You have no phone in the roster to play to."))
             if cannot:
                 return refuse(*cannot)
             try:

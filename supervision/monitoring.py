@@ -132,15 +132,12 @@ def _judge_press(mode, client, facts, seen):
     def refuse(reason, text):
         return presses.refused(_row(user, target, spyer, mode, client), reason, text)
 
-    if not decision:  # an unknown mode is read as None, which the policy refuses as unknown_action
-        return refuse(decision.reason, decision.message)
-    name = str(target.user)
-    if spyer is None:
-        return refuse("no_phone", _("You have no phone in the roster to listen on."))
+    # An unknown mode is read as None, which the policy refuses as unknown_action.
     link, channel = seen
-    down = presses.link_refusal(link)
-    if down:
-        return refuse(*down)
+    cannot = presses.cannot_ring(decision, spyer, link, _("You have no phone in the roster to listen on."))
+    if cannot:
+        return refuse(*cannot)
+    name = str(target.user)
     if channel is None or channel.get("state") != "up":
         return refuse("no_call", _("%(name)s has no call right now.") % {"name": name})
     try:

@@ -158,6 +158,17 @@ def link_refusal(link):
         "state": state, "detail": detail or "-"}
 
 
+def cannot_ring(decision, phone, link, no_phone_text):
+    """(reason, words) when a press may not ring the presser's own phone, else None, in this
+    order: the policy says no (`decision`; None when there was no phone to ask about), he has no
+    phone in the roster, the PBX link is not up."""
+    if decision is not None and not decision:
+        return decision.reason, decision.message
+    if phone is None:
+        return "no_phone", no_phone_text
+    return link_refusal(link)
+
+
 def link_of(client):
     """The AMI link as data, read in the loop."""
     return client.link.state, client.link.detail
