@@ -30,7 +30,6 @@ BOARD_GROUP = "supervision.board"
 BRIDGE_CHANNEL = "supervision.bridge"
 # The bridge repeats its link state on BOARD_GROUP this often (settings.BRIDGE_HEARTBEAT_SECONDS):
 # a web server that hears nothing for a few beats knows the bridge process is gone.
-DEFAULT_HEARTBEAT_SECONDS = 5.0
 # Modules that plug command handlers in: each has `install(bridge)`.
 COMMAND_MODULES = ["supervision.monitoring", "supervision.cti"]
 
@@ -108,7 +107,7 @@ class Bridge:
         self._publisher = None
         self._receiver = None
         self._heartbeat = None
-        self.heartbeat_seconds = getattr(settings, "BRIDGE_HEARTBEAT_SECONDS", DEFAULT_HEARTBEAT_SECONDS)
+        self.heartbeat_seconds = settings.BRIDGE_HEARTBEAT_SECONDS
         self.client.on_event(self._on_event)
         self.client.on_link(self._on_link)
         self.client.on_login(self._on_login)
@@ -168,7 +167,7 @@ class Bridge:
             "state": link.state,
             "since": link.since,
             "detail": link.detail or "",
-            "retry_in": getattr(link, "retry_in", None),
+            "retry_in": link.retry_in,
             "resync": self.resync,
             "resync_detail": self.resync_detail,
         }

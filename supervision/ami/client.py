@@ -268,11 +268,11 @@ class AMIClient:
         while not self._stopping:
             if self.link.state != links.CONNECTING:
                 self._set_link(links.CONNECTING, f"connecting to {self.where}", retry_in=None, refused_with=None)
-            refused = refused_with = False
+            refused = None  # the LoginRefused, when the PBX refused the login
             try:
                 detail = await self._connect_and_serve()
             except LoginRefused as exc:
-                refused, detail, refused_with = True, str(exc), exc.reason
+                refused, detail = exc, str(exc)
             except _Ended as exc:
                 detail = str(exc)
             except (OSError, TimeoutError) as exc:
@@ -282,12 +282,12 @@ class AMIClient:
                 detail = f"internal error: {exc!r}"
             if self._stopping:
                 break
-            delay = self._backoff.longest() if refused else self._backoff.next_delay()
-            if refused:
+            delay = self._backoff.longest() if refused is not None else self._backoff.next_delay()
+            if refused is not None:
                 self._set_link(
                     links.LOGIN_REFUSED,
                     f"{detail}; check the AMI user and secret in manager.conf and the settings",
-                    retry_in=round(delay, 2), refused_with=refused_with,
+                    retry_in=round(delay, 2), refused_with=refused.reason,
                 )
             else:
                 self._set_link(links.DOWN, detail, retry_in=round(delay, 2))

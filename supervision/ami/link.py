@@ -19,12 +19,8 @@ class LinkState:
     detail: str = ""  # plain words: why it is down, what was refused
     banner: str | None = None  # the greeting line of the last connection
     ami_version: str | None = None  # from the banner: "Asterisk Call Manager/9.0.0" -> "9.0.0"
-    asterisk_version: str | None = None  # filled by whoever learned it (CoreSettings)
     retry_in: float | None = None  # seconds until the next attempt, when down or refused
     refused_with: str | None = None  # the PBX's own words for a refused login ("Authentication failed")
-
-    def as_dict(self):
-        return dataclasses.asdict(self)
 
     def changed(self, state, detail, **fields):
         """The next state; `since` moves only when the state itself changes."""
