@@ -88,16 +88,12 @@ def _relation_allows(user, owner, action):
 
 def can(user, action, target):
     """May `user` do `action` (a mode, pickup, dial or playback) to `target` (an Extension)?"""
-    if action not in ACTIONS:
-        return _deny("unknown_action", _("Unknown action."))
     return _decide(fresh_user(user), action, target, None)
 
 
 def decide(user, action, target):
     """As `can`, for a `user` just read with `fresh_user`: one read of the user (and of his
     permissions) serves all the decisions of one press."""
-    if action not in ACTIONS:
-        return _deny("unknown_action", _("Unknown action."))
     return _decide(user, action, target, None)
 
 
@@ -107,17 +103,13 @@ def decide_each(user, actions, target):
     for ChanSpy's keypad switch, all three). `target` is an Extension, its id, or None."""
     user = fresh_user(user)
     extension = fresh_extension(target) if target is not None else None
-    decisions = {}
-    for action in actions:
-        if action not in ACTIONS:
-            decisions[action] = _deny("unknown_action", _("Unknown action."))
-        else:
-            decisions[action] = _decide(user, action, target, extension)
-    return user, extension, decisions
+    return user, extension, {action: _decide(user, action, target, extension) for action in actions}
 
 
 def _decide(user, action, target, extension):
     """`user` was just read from the database; `extension` too, when given (else `target` is read)."""
+    if action not in ACTIONS:
+        return _deny("unknown_action", _("Unknown action."))
     if user is None or not user.is_active:
         return _deny("inactive", _("Your account is not active."))
     if target is None:
