@@ -34,7 +34,6 @@ def library(request):
     recordings = Recording.objects.playable_by(request.user).select_related("owner")
     has_phone = request.user.extensions.exists()
     labels = {
-        "play": _("Play to my phone"),
         "connecting": _("Connecting…"),
         "offline": _("Not connected to the server; reload the page."),
         "error": _("Error"),

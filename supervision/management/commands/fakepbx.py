@@ -58,7 +58,7 @@ class Command(BaseCommand):
             return [d.strip() for d in text.split(",") if d.strip()]
         from accounts.models import Extension
 
-        return [extension.device for extension in Extension.objects.order_by("technology", "resource")]
+        return [extension.device for extension in Extension.objects.all()]  # technology, resource
 
     async def _serve(self, pbx, devices):
         try:
