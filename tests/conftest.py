@@ -54,6 +54,13 @@ def chromium_path():
 
 
 @pytest.fixture
+def fast_password_hashing(settings):
+    """For tests that make users by the dozen (admin_client makes a fresh superuser for every
+    test); the real key stretching is not under test there."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture
 def demo_roster(db):
     """The demo roster of `manage.py seed_demo` (accounts/demo.py): `.admin`, `.curators` (petrova,
     smirnov), `.trainees`, `.users[name]`, `.extensions[name]`, `.passwords[name]`."""

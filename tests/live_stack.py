@@ -201,9 +201,7 @@ class Statuses(Inbox):
 
 
 async def until(condition):
-    async with asyncio.timeout(WAIT):
-        while not condition():
-            await asyncio.sleep(0.01)
+    await wait_for(condition, timeout=WAIT)
 
 
 async def press(bridge, user, command, client="192.0.2.7"):

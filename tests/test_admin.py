@@ -8,10 +8,7 @@ from accounts.models import Extension, Role, User
 USERS = "/admin/accounts/user/"
 
 
-@pytest.fixture(autouse=True)
-def fast_password_hashing(settings):
-    # admin_client makes a fresh superuser for every test; the real key stretching is not under test here.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+pytestmark = pytest.mark.usefixtures("fast_password_hashing")
 
 
 def names_in_changelist(response):

@@ -738,12 +738,9 @@ async def test_on_event_and_on_link_callbacks_that_raise_do_not_break_the_link(s
 
 async def _fakepbx_on(port, **options):
     from supervision.ami.fakepbx import FakePBX
-    from tests.conftest import FAKEPBX_FAST, FAKEPBX_PHONES
+    from tests.conftest import FAKEPBX_FAST, _fakepbx_phones
 
-    pbx = FakePBX(port=port, **{**FAKEPBX_FAST, **options})
-    for device in FAKEPBX_PHONES:
-        pbx.set_phone(device, "answer", ring_seconds=0)
-    return await pbx.start()
+    return await _fakepbx_phones(FakePBX(port=port, **{**FAKEPBX_FAST, **options})).start()
 
 
 async def test_fakepbx_originate_outcome_and_board_list(fakepbx, make_client):

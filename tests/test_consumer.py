@@ -333,19 +333,15 @@ async def test_a_roster_change_reaches_open_dashboards(channel_layer, live_bridg
 
 
 async def test_a_permission_taken_from_a_group_reaches_open_dashboards(channel_layer, live_bridge, roster, monkeypatch):
-    from django.contrib.auth.models import Group, Permission
-
-    from accounts.models import ROLE_GROUPS, Role
+    from accounts.models import Role
+    from tests.live_stack import take_permission
 
     monkeypatch.setattr(consumers, "ROSTER_CHANGE_SPREAD_SECONDS", 0)
     socket = await open_dashboard(roster.users["petrova"])
     cards = {p["name"]: p for p in (await snapshot_of(socket))["people"]}
     assert cards["Dmitry Ivanov"]["extensions"][0]["modes"] == ["listen", "whisper", "barge"]
 
-    def take_barge_from_curators():
-        Group.objects.get(name=ROLE_GROUPS[Role.CURATOR]).permissions.remove(Permission.objects.get(codename="barge"))
-
-    await database_sync_to_async(take_barge_from_curators)()
+    await take_permission(Role.CURATOR, "barge")
     cards = {p["name"]: p for p in (await snapshot_of(socket))["people"]}
     assert cards["Dmitry Ivanov"]["extensions"][0]["modes"] == ["listen", "whisper"]
     await socket.disconnect()

@@ -7,10 +7,7 @@ from accounts.models import Extension, User
 from accounts.roster_import import RosterImportError, import_roster
 
 
-@pytest.fixture(autouse=True)
-def fast_password_hashing(settings):
-    # admin_client makes a fresh superuser for every test; the real key stretching is not under test here.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+pytestmark = pytest.mark.usefixtures("fast_password_hashing")
 
 # (field, bad value, words expected in the message)
 BAD_RESOURCES = [
