@@ -8,6 +8,7 @@ named PostgreSQL database created for the test and dropped after it.
 
 import asyncio
 import base64
+import contextlib
 import http.cookiejar
 import json
 import os
@@ -22,7 +23,11 @@ import urllib.request
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import redis
+
+from supervision.ami.fakepbx import FakePBXThread
 from tests.browser_stack import free_port, fresh_server_database, wait_for_port  # noqa: F401 (free_port: used by the tests)
+from tests.conftest import FAKEPBX_FAST, _fakepbx_phones
 
 ROOT = Path(__file__).resolve().parent.parent
 MANAGE = [sys.executable, str(ROOT / "manage.py")]
@@ -32,6 +37,39 @@ def fresh_database():
     """{"DATABASE_URL": ...} for the servers under test: SQLite in their var dir, or a new PostgreSQL
     database when the suite runs on PostgreSQL."""
     return fresh_server_database("supervision_stack")
+
+
+@contextlib.contextmanager
+def production_pbx():
+    """The simulated PBX in its own thread: the suite's phones, and SIP/201 (Anna's headset)."""
+    with FakePBXThread(port=0, **FAKEPBX_FAST) as runner:
+        runner.call(_fakepbx_phones)
+        runner.call(lambda p: p.set_phone("SIP/201", "answer", ring_seconds=0))
+        yield runner
+
+
+@contextlib.contextmanager
+def deployment(workdir, redis_url, ami_port, **extra):
+    """A prepared Stack (fresh database, migrated, demo roster) for the PBX at `ami_port`; its
+    processes stopped and its channel-layer keys removed from Redis afterwards."""
+    with fresh_database() as database:
+        env = Stack.environment(workdir, redis_url=redis_url, ami_port=ami_port, database=database, **extra)
+        stack = Stack(workdir, env)
+        stack.prepare()
+        try:
+            yield stack
+        finally:
+            stack.stop()
+            store = redis.Redis.from_url(redis_url)
+            for key in store.scan_iter(env["CHANNEL_LAYER_PREFIX"] + "*"):
+                store.delete(key)
+
+
+async def wait_until(predicate, timeout=20.0):
+    """Poll `predicate()` (the processes under test need longer than an in-process stack)."""
+    async with asyncio.timeout(timeout):
+        while not predicate():
+            await asyncio.sleep(0.05)
 
 
 class Stack:

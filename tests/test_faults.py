@@ -20,9 +20,17 @@ import subprocess
 import pytest
 import redis
 
-from supervision.ami.fakepbx import FakePBXThread
-from tests.conftest import FAKEPBX_FAST, _fakepbx_phones
-from tests.production_stack import Page, Stack, WebSocketClient, WebSocketClosed, fetch, free_port, fresh_database, log_in
+from tests.production_stack import (
+    Page,
+    WebSocketClient,
+    WebSocketClosed,
+    deployment,
+    fetch,
+    free_port,
+    log_in,
+    production_pbx,
+    wait_until,
+)
 
 pytestmark = pytest.mark.timeout(120)
 HEARTBEAT = 0.5  # BRIDGE_HEARTBEAT_SECONDS of the servers under test: a dead bridge is noticed in 1.5 s
@@ -30,9 +38,7 @@ HEARTBEAT = 0.5  # BRIDGE_HEARTBEAT_SECONDS of the servers under test: a dead br
 
 @pytest.fixture
 def pbx():
-    with FakePBXThread(port=0, **FAKEPBX_FAST) as runner:
-        runner.call(_fakepbx_phones)
-        runner.call(lambda p: p.set_phone("SIP/201", "answer", ring_seconds=0))
+    with production_pbx() as runner:
         yield runner
 
 
@@ -78,33 +84,10 @@ def own_redis(tmp_path):
     server.process.wait(10)
 
 
-def make_stack(tmp_path, redis_url, pbx, database):
-    env = Stack.environment(tmp_path, redis_url=redis_url, ami_port=pbx.port, database=database,
-                            BRIDGE_HEARTBEAT_SECONDS=HEARTBEAT)
-    deployment = Stack(tmp_path, env)
-    deployment.prepare()
-    return deployment
-
-
 @pytest.fixture
 def stack(tmp_path, redis_url, pbx):
-    with fresh_database() as database:
-        deployment = make_stack(tmp_path, redis_url, pbx, database)
-        try:
-            yield deployment
-        finally:
-            deployment.stop()
-            store = redis.Redis.from_url(redis_url)
-            for key in store.scan_iter(deployment.env["CHANNEL_LAYER_PREFIX"] + "*"):
-                store.delete(key)
-            if not deployment.processes:
-                pass
-
-
-async def wait_until(predicate, timeout=20.0):
-    async with asyncio.timeout(timeout):
-        while not predicate():
-            await asyncio.sleep(0.05)
+    with deployment(tmp_path, redis_url, pbx.port, BRIDGE_HEARTBEAT_SECONDS=HEARTBEAT) as processes:
+        yield processes
 
 
 async def open_page(web, cookie):
@@ -196,8 +179,7 @@ async def test_bridge_process_killed_then_restarted(stack, pbx):
 
 
 async def test_redis_restart_is_survived_without_a_reload(tmp_path, own_redis, pbx):
-    with fresh_database() as database:
-        stack = make_stack(tmp_path, own_redis.url, pbx, database)
+    with deployment(tmp_path, own_redis.url, pbx.port, BRIDGE_HEARTBEAT_SECONDS=HEARTBEAT) as stack:
         try:
             web = stack.start_web()
             stack.start_bridge()
@@ -220,8 +202,6 @@ async def test_redis_restart_is_survived_without_a_reload(tmp_path, own_redis, p
         except BaseException:
             print(stack.logs())
             raise
-        finally:
-            stack.stop()
 
 
 async def test_a_stuck_browser_holds_up_nobody_and_is_let_go(stack, pbx):

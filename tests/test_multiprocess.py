@@ -8,47 +8,26 @@ executed once: the PBX receives exactly one Originate."""
 import asyncio
 
 import pytest
-import redis
 
-from supervision.ami.fakepbx import FakePBXThread
-from tests.conftest import FAKEPBX_FAST, _fakepbx_phones
-from tests.production_stack import Page, Stack, WebSocketClient, fresh_database, log_in
+from tests.production_stack import Page, WebSocketClient, deployment, log_in, production_pbx, wait_until
 
 pytestmark = pytest.mark.timeout(120)
 
 
 @pytest.fixture
 def pbx():
-    with FakePBXThread(port=0, **FAKEPBX_FAST) as runner:
-        runner.call(_fakepbx_phones)
-        runner.call(lambda p: p.set_phone("SIP/201", "answer", ring_seconds=0))  # Anna's headset
+    with production_pbx() as runner:
         yield runner
 
 
 @pytest.fixture
 def stack(tmp_path, redis_url, pbx):
-    with fresh_database() as database:
-        env = Stack.environment(tmp_path, redis_url=redis_url, ami_port=pbx.port, database=database,
-                                BRIDGE_HEARTBEAT_SECONDS=1)
-        deployment = Stack(tmp_path, env)
-        deployment.prepare()
-        try:
-            yield deployment
-        finally:
-            deployment.stop()
-            store = redis.Redis.from_url(redis_url)
-            for key in store.scan_iter(env["CHANNEL_LAYER_PREFIX"] + "*"):
-                store.delete(key)
+    with deployment(tmp_path, redis_url, pbx.port, BRIDGE_HEARTBEAT_SECONDS=1) as processes:
+        yield processes
 
 
 def originates(pbx):
     return pbx.call(lambda p: [dict(m.pairs) for m in p.actions if (m.get("Action") or "").lower() == "originate"])
-
-
-async def wait_until(predicate, timeout=20.0):
-    async with asyncio.timeout(timeout):
-        while not predicate():
-            await asyncio.sleep(0.05)
 
 
 async def test_two_web_servers_one_bridge_same_diffs_and_one_originate_per_press(stack, pbx):
