@@ -29,6 +29,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.common import percentile  # noqa: E402
+
 
 def setup_django(var_dir, redis_url=""):
     os.environ["DASHBOARD_VAR_DIR"] = var_dir
@@ -42,11 +44,6 @@ def setup_django(var_dir, redis_url=""):
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
-
-
-def percentile(values, fraction):
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
 async def run(presses, calls):

@@ -29,7 +29,6 @@ import os
 import platform
 import random
 import secrets
-import socket
 import statistics
 import struct
 import subprocess
@@ -40,6 +39,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bench.common import percentile  # noqa: E402
+from tests.browser_stack import free_port, wait_for_port  # noqa: E402
 
 
 def setup_django(var_dir, redis_url=""):
@@ -185,25 +187,9 @@ def flush_redis(url):
     redis.Redis.from_url(url, socket_connect_timeout=2).flushdb()
 
 
-def wait_for_port(port):
-    for _ in range(300):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise SystemExit(f"nothing listens on port {port}")
-
-
 def cpu_seconds(pid):
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 async def keep_calls_up(pbx, calls, calls_per_second, talk, rng):
@@ -320,7 +306,7 @@ async def run(args, cookies, trainees_each):
             raise SystemExit("no samples: no diff reached a dashboard")
 
         def pct(p):
-            return samples[min(len(samples) - 1, int(len(samples) * p / 100))]
+            return percentile(samples, p / 100)
 
         print()
         print(f"machine: {os.cpu_count()} cores, {platform.python_implementation()} {platform.python_version()}, load {os.getloadavg()[0]:.1f}")

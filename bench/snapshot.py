@@ -34,6 +34,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bench.common import percentile  # noqa: E402
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "supervision.settings")
 
 
@@ -75,11 +77,6 @@ class IdleClient:
     def on_event(self, _cb): ...
     def on_link(self, _cb): ...
     def on_login(self, _cb): ...
-
-
-def percentile(values, fraction):
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
 def main():
