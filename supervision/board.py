@@ -205,7 +205,11 @@ class Board:
         return [name for name in self._by_device.get(device, ()) if name in self._channels]
 
     def channels_of(self, device):
-        return [_copy(channel) for channel in self._channels.values() if channel["device"] == device]
+        """That phone's channels, oldest first; reads that phone's only (a pickup press on a board
+        of 10,000 channels must not walk them all)."""
+        channels = [self._channels[name] for name in self._names_of(device)]
+        channels.sort(key=lambda channel: (channel["created_at"] or 0.0, _sequence(channel["uniqueid"])))
+        return [_copy(channel) for channel in channels]
 
     def live_channel(self, device):
         """The channel a supervisor means by "this phone's call": Up before ringing, then the
