@@ -378,12 +378,7 @@ class CallControl(presses.EventFollower):
         elif picker_channel:
             await update_row(job.session_id, spy_channel=picker_channel[:200])
 
-    def on_link(self, link=None):
-        state = getattr(link, "state", None) or self.bridge.client.link.state
-        if state != "up":
-            self._recent.clear()  # channel names start again after an Asterisk restart
-        if state == "up":
-            return None
+    def _link_lost(self, state):
         jobs = {id(job): job for job in [*self.pending_by_user.values(), *self.by_action.values(),
                                          *self.by_target.values(), *self.by_channel.values()]}
         if not jobs:

@@ -340,11 +340,8 @@ class SpyMonitor(presses.EventFollower):
                 self._spawn(self._hangup(live, quiet=True))
             await self._finish(live, Outcome.ENDED, _("Stopped monitoring %(name)s.") % {"name": live.target_name})
 
-    def on_link(self, link=None):
-        state = getattr(link, "state", None) or self.bridge.client.link.state
-        if state != "up":
-            self._recent.clear()  # channel names start again after an Asterisk restart
-        if state == "up" or not self.by_user:
+    def _link_lost(self, state):
+        if not self.by_user:
             return None
         sessions = [live for live in self.by_user.values() if live.session_id is not None]
         for live in list(self.by_user.values()):

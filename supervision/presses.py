@@ -227,15 +227,23 @@ class EventFollower:
     anything is `_in_flight()`, handled one at a time in the PBX's order (asyncio.Lock wakes waiters
     first come first served), each in the language of the page that pressed.
 
-    A command module sets EVENTS and gives `_in_flight()`, `_press_of(msg)` (the press in flight an
-    event is about, looked up, not taken out; it has a `language`) and
-    `_handle_press_event(press, msg)`."""
+    A command module sets EVENTS and `bridge`, and gives `_in_flight()`, `_press_of(msg)` (the press
+    in flight an event is about, looked up, not taken out; it has a `language`),
+    `_handle_press_event(press, msg)` and `_link_lost(state)` (what becomes of the presses in
+    flight when the PBX link is no longer up: a coroutine to run, or None)."""
 
     EVENTS = frozenset()
 
     def __init__(self):
         self._recent = deque(maxlen=RECENT_EVENTS)
         self._lock = asyncio.Lock()
+
+    def on_link(self, link=None):
+        state = getattr(link, "state", None) or self.bridge.client.link.state
+        if state == "up":
+            return None
+        self._recent.clear()  # channel names start again after an Asterisk restart
+        return self._link_lost(state)
 
     def on_event(self, msg):
         if msg.event not in self.EVENTS:
