@@ -1,4 +1,5 @@
-"""The browser's WebSocket: one authenticated dashboard.
+"""The browser's WebSockets: one authenticated dashboard (DashboardConsumer), or the training
+library's play buttons (LibraryConsumer, commands and their answers only).
 
 On connect it works out what its user may see, joins the diff groups of exactly those phones, asks
 the bridge for a snapshot and then forwards diffs (filtered once more here): a phone outside the
@@ -98,39 +99,23 @@ def check_command(command):
             raise ShapeError("bad_field", _("Field %(field)s has a wrong value.") % {"field": name})
 
 
-class DashboardConsumer(AsyncWebsocketConsumer):
-    groups = []  # joined by hand once the user is known
+class CommandSocket(AsyncWebsocketConsumer):
+    """A logged-in page's socket: takes the page's commands (those in COMMANDS, checked for shape
+    only) to the bridge, and shows the bridge's answers to this user (`user.message`)."""
 
-    async def connect(self):
+    groups = []  # joined by hand once the user is known
+    COMMANDS = frozenset(COMMAND_SHAPES)
+
+    async def _admit(self):
+        """True for an active, logged-in user's socket; else the handshake is refused (4401)."""
         self.user = self.scope.get("user")
         if self.user is None or not self.user.is_authenticated or not self.user.is_active:
             await self.close(code=4401)  # before accept: the handshake is refused
-            return
+            return False
         self.language = self._language()
-        self.view = await database_sync_to_async(audience.build_view)(self.user)
-        self.snapshot_seq = None  # None while waiting for the bridge's snapshot
-        self.device_seq = {}  # device -> seq of the last diff forwarded for it
-        self.pending_diffs = []
-        self.acks = False  # the page acknowledges what it applied (its `hello`)
-        self.unacked = collections.deque()  # (seq, characters) of frames sent after the last ack
-        self.unacked_chars = 0
-        self.stale = False  # fell behind the window: diffs are dropped until it speaks again
-        self.stale_close = None
-        self.link = None
-        self.bridge_heard = time.monotonic()  # the last message from the bridge
         self.user_group = user_group(self.user.pk)
-        self.joined_devices = set()
-        await self.channel_layer.group_add(BOARD_GROUP, self.channel_name)
-        await self.channel_layer.group_add(self.user_group, self.channel_name)
-        await self._follow_devices(self.view.devices)
-        await self.accept()
-        self.snapshot_wait = None
-        self.timers = [
-            asyncio.create_task(self._heartbeat()),
-            asyncio.create_task(self._refresh_roster()),
-            asyncio.create_task(self._watch_bridge()),
-        ]
-        await self.request_snapshot()
+        return True
+
 
     def _language(self):
         """The language the page was served in: the switcher's cookie, else the browser's choice."""
@@ -147,11 +132,112 @@ class DashboardConsumer(AsyncWebsocketConsumer):
                 continue
         return settings.LANGUAGE_CODE
 
+    # --- browser -> server -----------------------------------------------------------------------
+
+    async def receive(self, text_data=None, bytes_data=None):
+        with translation.override(self.language):
+            await self._receive(text_data, bytes_data)
+
+    async def _receive(self, text_data, bytes_data):
+        if text_data is None:
+            return await self.send_error("bad_frame", _("Only JSON text frames are accepted."))
+        if len(text_data) > MAX_FRAME:
+            return await self.send_error("too_big", _("The message is too long."))
+        try:
+            message = json.loads(text_data)
+        except ValueError:
+            return await self.send_error("bad_json", _("The message is not valid JSON."))
+        if not isinstance(message, dict) or not isinstance(message.get("type"), str):
+            return await self.send_error("bad_message", _("A message is a JSON object with a \"type\"."))
+        if await self.page_message(message):
+            return None
+        if message["type"] not in self.COMMANDS:
+            return await self.send_error("unknown_type", _("Unknown message type."))
+        try:
+            check_command(message)
+        except ShapeError as exc:
+            return await self.send_error(exc.code, exc.message)
+        client = self.scope.get("client") or [None]
+        try:
+            await self.channel_layer.send(
+                BRIDGE_CHANNEL,
+                {
+                    "type": "bridge.command",
+                    "command": message,
+                    "user_id": self.user.pk,
+                    "reply_to": self.channel_name,
+                    "client": client[0],
+                    "language": self.language,
+                },
+            )
+        except ChannelFull:
+            await self.send_error("busy", _("The server is busy; try again in a moment."))
+        return None
+
+    async def page_message(self, message):
+        """A message of the page's own kind (not a command): True when it was handled here."""
+        return False
+
+    async def user_message(self, event):
+        await self.send_json(event["message"])
+
+    async def send_error(self, code, message):
+        await self.send_json({"type": "error", "code": code, "message": message})
+
+    async def send_json(self, content):
+        await self.send(text_data=jsontext.dumps(content))
+
+
+class LibraryConsumer(CommandSocket):
+    """The training library's socket: it plays recordings and hears how that went, and nothing of
+    the board (no snapshot, no diffs: an open library tab costs the fan-out nothing)."""
+
+    COMMANDS = frozenset({"playback"})
+
+    async def connect(self):
+        if not await self._admit():
+            return
+        await self.channel_layer.group_add(self.user_group, self.channel_name)
+        await self.accept()
+
+    async def disconnect(self, code):
+        if hasattr(self, "user_group"):
+            await self.channel_layer.group_discard(self.user_group, self.channel_name)
+
+
+class DashboardConsumer(CommandSocket):
+    async def connect(self):
+        if not await self._admit():
+            return
+        self.view = await database_sync_to_async(audience.build_view)(self.user)
+        self.snapshot_seq = None  # None while waiting for the bridge's snapshot
+        self.device_seq = {}  # device -> seq of the last diff forwarded for it
+        self.pending_diffs = []
+        self.acks = False  # the page acknowledges what it applied (its `hello`)
+        self.unacked = collections.deque()  # (seq, characters) of frames sent after the last ack
+        self.unacked_chars = 0
+        self.stale = False  # fell behind the window: diffs are dropped until it speaks again
+        self.stale_close = None
+        self.link = None
+        self.bridge_heard = time.monotonic()  # the last message from the bridge
+        self.joined_devices = set()
+        await self.channel_layer.group_add(BOARD_GROUP, self.channel_name)
+        await self.channel_layer.group_add(self.user_group, self.channel_name)
+        await self._follow_devices(self.view.devices)
+        await self.accept()
+        self.snapshot_wait = None
+        self.timers = [
+            asyncio.create_task(self._heartbeat()),
+            asyncio.create_task(self._refresh_roster()),
+            asyncio.create_task(self._watch_bridge()),
+        ]
+        await self.request_snapshot()
+
     async def disconnect(self, code):
         for task in [*getattr(self, "timers", []), getattr(self, "snapshot_wait", None), getattr(self, "stale_close", None)]:
             if task is not None:
                 task.cancel()
-        if hasattr(self, "user_group"):
+        if hasattr(self, "joined_devices"):  # it got as far as joining groups
             await self.channel_layer.group_discard(BOARD_GROUP, self.channel_name)
             await self.channel_layer.group_discard(self.user_group, self.channel_name)
             await self._follow_devices(frozenset())
@@ -289,9 +375,6 @@ class DashboardConsumer(AsyncWebsocketConsumer):
         if self.snapshot_seq is not None:
             await self.send_json({"type": "link", "link": self.link})
 
-    async def user_message(self, event):
-        await self.send_json(event["message"])
-
     async def roster_changed(self, _event=None):
         """Someone edited the roster: look again, after a random moment so sockets take turns."""
         if getattr(self, "roster_refresh", None) is None or self.roster_refresh.done():
@@ -348,65 +431,30 @@ class DashboardConsumer(AsyncWebsocketConsumer):
 
     # --- browser -> server -----------------------------------------------------------------------
 
-    async def receive(self, text_data=None, bytes_data=None):
-        with translation.override(self.language):
-            await self._receive(text_data, bytes_data)
-
-    async def _receive(self, text_data, bytes_data):
-        if text_data is None:
-            return await self.send_error("bad_frame", _("Only JSON text frames are accepted."))
-        if len(text_data) > MAX_FRAME:
-            return await self.send_error("too_big", _("The message is too long."))
-        try:
-            message = json.loads(text_data)
-        except ValueError:
-            return await self.send_error("bad_json", _("The message is not valid JSON."))
-        if not isinstance(message, dict) or not isinstance(message.get("type"), str):
-            return await self.send_error("bad_message", _("A message is a JSON object with a \"type\"."))
+    async def page_message(self, message):
         kind = message["type"]
         if kind == "ack":
             seq = message.get("seq")
             if set(message) != {"type", "seq"} or not isinstance(seq, int) or isinstance(seq, bool) or not 0 <= seq < 2**63:
-                return await self.send_error("bad_field", _("Field %(field)s has a wrong value.") % {"field": "seq"})
-            self._acknowledged(seq)
-            return await self._heard_from_page()
+                await self.send_error("bad_field", _("Field %(field)s has a wrong value.") % {"field": "seq"})
+            else:
+                self._acknowledged(seq)
+                await self._heard_from_page()
+            return True
         if kind == "hello":
             acks = message.get("acks")
             if set(message) != {"type", "acks"} or not isinstance(acks, bool):
-                return await self.send_error("bad_field", _("Field %(field)s has a wrong value.") % {"field": "acks"})
-            self.acks = acks
-            self.unacked.clear()
-            self.unacked_chars = 0
-            return
+                await self.send_error("bad_field", _("Field %(field)s has a wrong value.") % {"field": "acks"})
+            else:
+                self.acks = acks
+                self.unacked.clear()
+                self.unacked_chars = 0
+            return True
         if kind == "ping":
             await self._heard_from_page()
-            return await self.send_json({"type": "pong"})
+            await self.send_json({"type": "pong"})
+            return True
         if kind == "resync":
-            return await self.refresh_view(snapshot=True)
-        if kind not in COMMAND_SHAPES:
-            return await self.send_error("unknown_type", _("Unknown message type."))
-        try:
-            check_command(message)
-        except ShapeError as exc:
-            return await self.send_error(exc.code, exc.message)
-        client = self.scope.get("client") or [None]
-        try:
-            await self.channel_layer.send(
-                BRIDGE_CHANNEL,
-                {
-                    "type": "bridge.command",
-                    "command": message,
-                    "user_id": self.user.pk,
-                    "reply_to": self.channel_name,
-                    "client": client[0],
-                    "language": self.language,
-                },
-            )
-        except ChannelFull:
-            await self.send_error("busy", _("The server is busy; try again in a moment."))
-
-    async def send_error(self, code, message):
-        await self.send_json({"type": "error", "code": code, "message": message})
-
-    async def send_json(self, content):
-        await self.send(text_data=jsontext.dumps(content))
+            await self.refresh_view(snapshot=True)
+            return True
+        return False

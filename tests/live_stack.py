@@ -82,7 +82,7 @@ def _session_cookie(user):
 session_cookie = database_sync_to_async(_session_cookie)
 
 
-async def open_dashboard(user=None, *, origin=ORIGIN, language=None, connect=True):
+async def open_dashboard(user=None, *, origin=ORIGIN, language=None, connect=True, path="/ws/dashboard/"):
     """A WebSocket client of the real ASGI stack (origin check, session auth, routing)."""
     from supervision.asgi import websocket_application
 
@@ -93,7 +93,7 @@ async def open_dashboard(user=None, *, origin=ORIGIN, language=None, connect=Tru
         headers.append((b"cookie", (await session_cookie(user)).encode()))
     if language:
         headers.append((b"accept-language", language.encode()))
-    socket = WebsocketCommunicator(websocket_application, "/ws/dashboard/", headers=headers)
+    socket = WebsocketCommunicator(websocket_application, path, headers=headers)
     # The app task has not run yet, so the scope can still get what daphne would put there.
     socket.scope["client"] = ["127.0.0.1", 50000]
     if connect:

@@ -8,7 +8,7 @@ from channels.db import database_sync_to_async
 
 from accounts.demo import seed_demo_roster
 from supervision import consumers
-from supervision.bridge import BRIDGE_CHANNEL, device_group, user_group
+from supervision.bridge import BOARD_GROUP, BRIDGE_CHANNEL, device_group, user_group
 from tests.live_stack import (  # noqa: F401
     channel_layer,
     devices_in,
@@ -344,4 +344,25 @@ async def test_a_permission_taken_from_a_group_reaches_open_dashboards(channel_l
     await take_permission(Role.CURATOR, "barge")
     cards = {p["name"]: p for p in (await snapshot_of(socket))["people"]}
     assert cards["Dmitry Ivanov"]["extensions"][0]["modes"] == ["listen", "whisper"]
+    await socket.disconnect()
+
+
+async def test_the_library_socket_plays_and_hears_its_answers_but_nothing_of_the_board(channel_layer, roster):
+    with pytest.raises(AssertionError):  # no login, no socket
+        await open_dashboard(None, path="/ws/library/")
+    socket = await open_dashboard(roster.users["ivanov"], path="/ws/library/")
+
+    await socket.send_json_to({"type": "spy", "target": roster.extensions["petrova"].pk, "mode": "listen"})
+    refused = json.loads(await socket.receive_from(timeout=5))
+    assert (refused["type"], refused["code"]) == ("error", "unknown_type")
+    await socket.send_json_to({"type": "playback", "recording": 7})
+    command = await channel_layer.receive(BRIDGE_CHANNEL)  # the first the bridge hears: no snapshot request
+    assert command["type"] == "bridge.command" and command["command"] == {"type": "playback", "recording": 7}
+    assert command["user_id"] == roster.users["ivanov"].pk
+
+    await channel_layer.group_send(user_group(roster.users["ivanov"].pk),
+                                   {"type": "user.message", "message": {"type": "call.status", "state": "playing"}})
+    assert json.loads(await socket.receive_from(timeout=5)) == {"type": "call.status", "state": "playing"}
+    await channel_layer.group_send(BOARD_GROUP, {"type": "board.link", "link": {"state": "up"}})
+    assert await socket.receive_nothing(timeout=0.3)
     await socket.disconnect()

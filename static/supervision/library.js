@@ -1,4 +1,4 @@
-// The library's "Play to my phone": a playback command on the dashboard's WebSocket. The server
+// The library's "Play to my phone": a playback command on the library's own WebSocket. The server
 // checks the right, audits the press and answers with call.status messages shown on the card.
 (function () {
   "use strict";
@@ -16,7 +16,7 @@
 
   function connect() {
     const scheme = location.protocol === "https:" ? "wss://" : "ws://";
-    socket = new WebSocket(scheme + location.host + "/ws/dashboard/");
+    socket = new WebSocket(scheme + location.host + "/ws/library/");
     socket.onopen = () => { retry = 0; buttons.forEach((b) => { b.disabled = false; }); pageStatus.textContent = ""; };
     socket.onmessage = (event) => {
       let message;
