@@ -52,7 +52,7 @@ async def run(presses, calls):
 
     from accounts.demo import seed_demo_roster
     from supervision import monitoring
-    from supervision.ami.fakepbx import FakePBX
+    from fakepbx import FakePBX
     from supervision.bridge import BRIDGE_CHANNEL, user_group
     from supervision.bridge_host import build_bridge
 

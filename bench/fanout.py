@@ -218,7 +218,7 @@ def main(args):
 
 
 async def run(args, cookies, trainees_each):
-    from supervision.ami.fakepbx import FakePBX
+    from fakepbx import FakePBX
 
     calls = args.clients * trainees_each
     rng = random.Random(7)

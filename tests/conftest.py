@@ -85,7 +85,7 @@ def _fakepbx_phones(pbx):
 @pytest.fixture
 async def fakepbx():
     """An idle FakePBX on a random port (user `dashboard` / `dashboard-demo`, read/write all)."""
-    from supervision.ami.fakepbx import FakePBX
+    from fakepbx import FakePBX
 
     pbx = _fakepbx_phones(FakePBX(port=0, **FAKEPBX_FAST))
     await pbx.start()
@@ -96,7 +96,7 @@ async def fakepbx():
 @pytest.fixture
 def fakepbx_thread():
     """The same PBX running in its own thread and loop: `.port`, `.pbx`, `.call(fn, *args)`."""
-    from supervision.ami.fakepbx import FakePBXThread
+    from fakepbx import FakePBXThread
 
     with FakePBXThread(port=0, **FAKEPBX_FAST) as runner:
         runner.call(_fakepbx_phones)
@@ -120,7 +120,7 @@ def server_database(tmp_path):
 def pbx_thread():
     """A FakePBX with its own defaults, in its own thread, for a server in another process
     (`.port`, `.call(fn, *args)`)."""
-    from supervision.ami.fakepbx import FakePBXThread
+    from fakepbx import FakePBXThread
 
     with FakePBXThread(port=0) as pbx:
         yield pbx

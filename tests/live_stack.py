@@ -19,7 +19,7 @@ from django.contrib.auth.models import Group, Permission
 from django.contrib.sessions.backends.db import SessionStore
 
 from accounts.models import ROLE_GROUPS, Extension, Role, User
-from supervision.ami.fakepbx import FakePBX
+from fakepbx import FakePBX
 from supervision.bridge import BRIDGE_CHANNEL, CommandRequest, user_group
 from supervision.bridge_host import build_bridge
 from supervision.models import MonitoringSession

@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 
 import redis
 
-from supervision.ami.fakepbx import FakePBXThread
+from fakepbx import FakePBXThread
 from tests.browser_stack import free_port, fresh_server_database, wait_for_port  # noqa: F401 (free_port: used by the tests)
 from tests.conftest import FAKEPBX_FAST, _fakepbx_phones
 

@@ -7,7 +7,7 @@ import socket
 import pytest
 from django.core.management import call_command
 
-from supervision.ami.fakepbx import FakePBX
+from fakepbx import FakePBX
 from tests.conftest import FAKEPBX_FAST
 
 

@@ -737,7 +737,7 @@ async def test_on_event_and_on_link_callbacks_that_raise_do_not_break_the_link(s
 
 
 async def _fakepbx_on(port, **options):
-    from supervision.ami.fakepbx import FakePBX
+    from fakepbx import FakePBX
     from tests.conftest import FAKEPBX_FAST, _fakepbx_phones
 
     return await _fakepbx_phones(FakePBX(port=port, **{**FAKEPBX_FAST, **options})).start()

@@ -89,7 +89,7 @@ async def test_link_goes_down_when_the_pbx_stops_and_up_with_the_board_rebuilt(l
 
 
 async def test_coreshowchannels_refused_is_said_and_events_still_flow(channel_layer):
-    from supervision.ami.fakepbx import FakePBX
+    from fakepbx import FakePBX
 
     pbx = FakePBX(port=0, users={"dashboard": {"secret": "dashboard-demo", "read": "call", "write": "originate"}})
     await pbx.start()
@@ -216,7 +216,7 @@ async def test_the_ami_bridge_command_serves_web_servers_through_redis(redis_url
 
     from channels_redis.core import RedisChannelLayer
 
-    from supervision.ami.fakepbx import FakePBX
+    from fakepbx import FakePBX
 
     root = Path(__file__).resolve().parent.parent
     prefix = f"test-{secrets.token_hex(4)}"

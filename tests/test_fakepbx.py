@@ -5,8 +5,8 @@ import hashlib
 
 import pytest
 
-from supervision.ami.fakepbx import FakePBX, FakePBXThread
-from supervision.ami.fakepbx_conf import acl_allows, parse_manager_conf, parse_network
+from fakepbx import FakePBX, FakePBXThread
+from fakepbx.manager_conf import acl_allows, parse_manager_conf, parse_network
 from supervision.ami.protocol import Parser, encode_action
 from tests.conftest import FAKEPBX_FAST
 

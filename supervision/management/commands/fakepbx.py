@@ -8,8 +8,8 @@ import signal
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from supervision.ami.fakepbx import FakePBX
-from supervision.ami.fakepbx_engine import BEHAVIOURS
+from fakepbx import FakePBX
+from fakepbx.engine import BEHAVIOURS
 
 
 class Command(BaseCommand):

@@ -5,8 +5,8 @@ uses and streams events shaped exactly like the captures in ../shared/ami-captur
     pbx = FakePBX(port=0, phones={"SIP/105": "answer"})
     await pbx.start(); ...; await pbx.stop()
 
-The call logic lives in fakepbx_engine (Switch), the event shapes in fakepbx_calls, users and
-rights in fakepbx_conf, the scenarios (demo day, load) in fakepbx_scenarios.
+The call logic lives in engine (Switch), the event shapes in channels, users and
+rights in manager_conf, the scenarios (demo day, load) in scenarios.
 """
 
 import asyncio
@@ -16,16 +16,16 @@ import re
 import threading
 import time
 
-from .fakepbx_calls import (
+from .channels import (
     UNKNOWN, action_id_field, core_show_channel, list_complete, originate_response, parse_callerid, status_event,
 )
-from .fakepbx_conf import (
+from .manager_conf import (
     IMPLEMENTED_ACTIONS, OPEN_ACTIONS, demo_users, load_manager_conf, originate_blacklisted, parse_classes,
     users_from_dict,
 )
-from .fakepbx_engine import OriginateRequest, Switch
-from .fakepbx_scenarios import run_scenario
-from .protocol import Parser, ProtocolError, banner, encode
+from .engine import OriginateRequest, Switch
+from .scenarios import run_scenario
+from supervision.ami.protocol import Parser, ProtocolError, banner, encode
 
 GOODBYE = "Thanks for all the fish."
 AMI_VERSION = "9.0.0"  # Asterisk 20's, as the captures greet with

@@ -18,8 +18,8 @@ import asyncio
 import re
 from dataclasses import dataclass, field
 
-from . import fakepbx_calls as calls
-from .fakepbx_calls import Bridge, Channel, IdSource
+from . import channels as calls
+from .channels import Bridge, Channel, IdSource
 
 TECHNOLOGIES = {"SIP", "PJSIP", "IAX2", "DAHDI", "Local"}
 BEHAVIOURS = ("answer", "autoanswer", "busy", "noanswer", "congestion", "unregistered", "unreachable")
