@@ -827,3 +827,30 @@ async def test_fakepbx_clean_shutdown_is_reported(make_client):
     down = await client.wait_until("down", timeout=EVENTUALLY)
     assert down.detail.startswith("Asterisk is shutting down (Shutdown: Cleanly")
     await client.stop()
+
+
+async def test_down_since_is_when_the_link_went_down_whatever_the_retries(make_client):
+    """"PBX link down since ..." names the moment the link was lost: every retry goes connecting,
+    then down again, and none of them moves `since`; the link coming back up does."""
+    pbx = await _fakepbx_on(0)
+    client = make_client(pbx.port, "dashboard", "dashboard-demo", reconnect_max=0.05)
+    await client.start()
+    up = await client.wait_until("up", timeout=EVENTUALLY)
+
+    await pbx.stop()  # like SIGKILL: nothing listens on the port any more
+    went_down = await client.wait_until("down", timeout=EVENTUALLY)
+    history_start = len(client.history)
+    await eventually(lambda: states(client)[history_start:].count("down") >= 3)
+
+    retries = client.history[history_start:]
+    assert {"connecting", "down"} <= {state.state for state in retries}
+    assert went_down.since > up.since
+    assert {state.since for state in retries} == {went_down.since}
+
+    restarted = await _fakepbx_on(pbx.port)
+    try:
+        back = await client.wait_until("up", timeout=EVENTUALLY)
+        assert back.since > went_down.since
+    finally:
+        await client.stop()
+        await restarted.stop()

@@ -15,7 +15,7 @@ BANNER_PREFIX = "Asterisk Call Manager/"
 @dataclasses.dataclass(frozen=True)
 class LinkState:
     state: str
-    since: float  # epoch seconds when this state began
+    since: float  # epoch seconds: when the link came up, or when it stopped being up (kept across retries)
     detail: str = ""  # plain words: why it is down, what was refused
     banner: str | None = None  # the greeting line of the last connection
     ami_version: str | None = None  # from the banner: "Asterisk Call Manager/9.0.0" -> "9.0.0"
@@ -23,8 +23,10 @@ class LinkState:
     refused_with: str | None = None  # the PBX's own words for a refused login ("Authentication failed")
 
     def changed(self, state, detail, **fields):
-        """The next state; `since` moves only when the state itself changes."""
-        since = self.since if state == self.state else time.time()
+        """The next state. `since` moves only when the link comes up or stops being up: the
+        retries in between (connecting, down, refused, connecting...) keep the time it went down,
+        which is what "PBX link down since ..." tells."""
+        since = self.since if (state == UP) == (self.state == UP) else time.time()
         return dataclasses.replace(self, state=state, detail=detail, since=since, **fields)
 
 
