@@ -21,7 +21,11 @@ name `SIP/105-0000003c` can only match that channel, since Asterisk's suffix has
 Options come from settings.SPY_OPTIONS (design card: listen `qx`, whisper `wx`, barge `qBx`).
 `d` (keypad 4/5/6 switch listen/whisper/barge) is appended only when the caller says the user may
 use all three modes on this target: the keypad would reach every one of them. `E` (leave when the
-spied call ends) is not on the card; a site that wants it adds it to SPY_OPTIONS_<MODE>.
+spied call ends) is appended to every spy: without it ChanSpy stays up in silence once the spied
+call is gone, and only an AMI Hangup ends it, which a user without the `call` write class may not
+send (`asterisk20-restricted-stop-*`; with `E` the leg hangs up 2 ms after `ChanSpyStop`,
+`-exit-option-*`). The card's bare `x` is kept as it is: Asterisk 20 ignores it with a NOTICE
+(`asterisk20-x-option-notice`), and AMI shows no difference.
 """
 
 import re
@@ -68,6 +72,8 @@ def spy_options(mode, *, allow_switch):
     options = settings.SPY_OPTIONS[mode]
     if not OPTIONS_RE.fullmatch(options):
         raise UnsafeValue(f"unsafe ChanSpy options: {options!r}")
+    if "E" not in options:
+        options += "E"  # the spy ends with the spied call, whatever the AMI user may hang up
     if allow_switch and "d" not in options:
         options += "d"
     elif not allow_switch:

@@ -79,6 +79,7 @@ class MonitoringSession(models.Model):
     )
     target_device = models.CharField(_("target device"), max_length=128, blank=True)
     target_channel = models.CharField(_("target channel"), max_length=200, blank=True)
+    target_uniqueid = models.CharField(_("target channel uniqueid"), max_length=64, blank=True)
     mode = models.CharField(_("mode"), max_length=16, blank=True, db_index=True)
     modes = models.CharField(_("modes used"), max_length=200, blank=True, help_text=_("in order, comma separated"))
     reason = models.CharField(_("decision"), max_length=32, blank=True)
@@ -88,6 +89,9 @@ class MonitoringSession(models.Model):
     ended_at = models.DateTimeField(_("ended"), null=True, blank=True)
     action_id = models.CharField(_("ActionID"), max_length=64, blank=True, db_index=True)
     spy_channel = models.CharField(_("spy channel"), max_length=200, blank=True)
+    # Channel names start again at 00000000 after an Asterisk restart: the uniqueid tells which
+    # call the name meant (the audit trail, and a restarted bridge taking its spy legs back).
+    spy_uniqueid = models.CharField(_("spy channel uniqueid"), max_length=64, blank=True)
     allow_switch = models.BooleanField(_("keypad switch (d)"), default=False)
     outcome = models.CharField(
         _("outcome"), max_length=16, choices=Outcome.choices, default=Outcome.REQUESTED, db_index=True

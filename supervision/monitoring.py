@@ -8,8 +8,14 @@ A session then follows the PBX's events:
     requested --Response: Success--> queued --OriginateResponse 4--> answered
               --ChanSpyStart (SpyerChannel = the answered channel)--> spying
               --ChanSpyStop / Hangup of the spy leg--> ended
-and ends `failed` (Originate refused, phone busy / no answer...) or `interrupted` (PBX link lost,
-bridge restarted). A user has at most one live session, and presses are rate limited.
+and ends `failed` (Originate refused, phone busy / no answer, the spy leg ended before ChanSpyStart)
+or `interrupted` (PBX link lost, bridge restarted with the spy leg gone). A user has at most one
+live session, and presses are rate limited.
+
+Every spy carries ChanSpy's `E` (supervision.actions), so the PBX ends the spy leg when the spied
+call ends, whether or not the AMI user may send Hangup. A Stop the PBX refuses (`Permission
+denied` for a `write=originate` user) is a failure told in words; the session stays live. Only a
+Stop press makes the session end as "stopped".
 
 Commands (browser JSON; ids and a mode only, never channel names):
     {"type": "spy", "target": <extension id>, "mode": "listen"|"whisper"|"barge"}
@@ -68,6 +74,8 @@ class LiveSession:
     allow_switch: bool = False
     action_id: str = ""
     spy_channel: str = ""
+    spy_uniqueid: str = ""  # with the name, it tells this leg from a later one of the same name
+    options: str = ""  # ChanSpy's options as sent (`qxE`...): what a failure is likely caused by
     state: str = Outcome.REQUESTED
     stop_requested: bool = False
     # The language of the page that pressed (last): the texts the PBX's later events bring speak it.
@@ -145,10 +153,12 @@ def _judge_press(mode, client, facts, seen):
     except actions.UnsafeValue as exc:
         logger.warning("refusing to spy on %r: %s", channel.get("name"), exc)
         return refuse("unsafe_channel", _("%(name)s's call cannot be joined.") % {"name": name})
-    row = _row(user, target, spyer, mode, client, target_channel=channel["name"], allow_switch=allow_switch)
+    row = _row(user, target, spyer, mode, client, target_channel=channel["name"],
+               target_uniqueid=(channel.get("uniqueid") or "")[:64], allow_switch=allow_switch)
+    options = dict(fields)["Data"].rsplit(",", 1)[1]
     return presses.accepted(row, decision.reason, fields, user_name=str(user), target_name=name,
                             target_user_id=target.user_id, target_channel=channel["name"],
-                            allow_switch=allow_switch)
+                            allow_switch=allow_switch, options=options)
 
 
 class SpyMonitor(presses.EventFollower):
@@ -228,9 +238,11 @@ class SpyMonitor(presses.EventFollower):
             if live.state == Outcome.SPYING:
                 await self._notify_monitored(live, active=True)
             return
-        # Without ChanSpy's `d` the mode cannot change in place: end this session, start another.
+        # Without ChanSpy's `d` the mode cannot change in place: end this session, start another
+        # (not while the PBX keeps the first one: the user would be left with two).
         live.stop_requested = True
-        await self._hangup(live, quiet=True)
+        if not await self._hangup(live):
+            return
         await self._finish(live, Outcome.ENDED, _("Switched to %(mode)s.") % {"mode": _(mode)})
         await self._start(request, live.target_id, mode)
 
@@ -284,16 +296,16 @@ class SpyMonitor(presses.EventFollower):
         return presses.link_of(self.bridge.client), channel
 
     async def _replay_after(self, live, origin):
-        """Handle the spy leg's events that came after its OriginateResponse but before we knew the
-        leg's name: the OriginateResponse can share a TCP read with the Originate's Response, and
-        ChanSpyStart can follow before our bookkeeping caught up. Handling is idempotent, so an
-        event seen both here and live counts once."""
-        recent = list(self._recent)
-        start = next((i + 1 for i, msg in enumerate(recent) if msg is origin), len(recent))
-        for msg in recent[start:]:
+        """Handle the spy leg's events that came before we knew the leg's name: the
+        OriginateResponse can share a TCP read with the Originate's Response, ChanSpyStart can
+        follow before our bookkeeping caught up, and a leg the PBX ends at once may send its
+        Hangup before the OriginateResponse. Events are this leg's by name AND uniqueid (names
+        come again after a PBX restart). Handling is idempotent, so an event seen both here and
+        live counts once."""
+        for msg in list(self._recent):
             if live.state in DONE:
                 return
-            if live.spy_channel in (msg.get("SpyerChannel"), msg.get("Channel")):
+            if msg is not origin and msg.event != "OriginateResponse" and _about_leg(live, msg):
                 await self._handle(msg)
 
     # --- PBX events -------------------------------------------------------------------------------
@@ -306,7 +318,8 @@ class SpyMonitor(presses.EventFollower):
         if msg.event == "OriginateResponse":
             return self.by_action.get(msg.action_id or "")
         key = msg.get("Channel") if msg.event == "Hangup" else msg.get("SpyerChannel")
-        return self.by_spy_channel.get(key or "")
+        live = self.by_spy_channel.get(key or "")
+        return live if live is not None and _about_leg(live, msg) else None
 
     async def _handle_press_event(self, live, msg):
         event = msg.event
@@ -314,10 +327,11 @@ class SpyMonitor(presses.EventFollower):
             self.by_action.pop(msg.action_id or "", None)
             if (msg.get("Response") or "").lower() == "success":
                 live.spy_channel = msg.get("Channel") or ""
+                live.spy_uniqueid = msg.get("Uniqueid") or ""
                 live.state = Outcome.ANSWERED
                 self.by_spy_channel[live.spy_channel] = live
                 await update_row(live.session_id, outcome=Outcome.ANSWERED, answered_at=timezone.now(),
-                              spy_channel=live.spy_channel[:200])
+                                 spy_channel=live.spy_channel[:200], spy_uniqueid=live.spy_uniqueid[:64])
                 if live.stop_requested:
                     await self._hangup(live)
                     return
@@ -334,11 +348,21 @@ class SpyMonitor(presses.EventFollower):
             await update_row(live.session_id, outcome=Outcome.SPYING, spying_started_at=timezone.now())
             await self._status(live.user_id, "spying", "ok", doing(live.mode, live.target_name), live)
             await self._notify_monitored(live, active=True)
-        elif event in ("ChanSpyStop", "Hangup"):
-            if event == "ChanSpyStop" and not live.stop_requested:
-                # Without option E the spy leg stays up in silence once the spied call is gone.
-                self._spawn(self._hangup(live, quiet=True))
-            await self._finish(live, Outcome.ENDED, _("Stopped monitoring %(name)s.") % {"name": live.target_name})
+        elif event == "ChanSpyStop":
+            # The spied call is gone (the exact channel name cannot match another); with `E` the
+            # PBX hangs the spy leg up right after.
+            await self._finish(live, Outcome.ENDED, _stopped(live) if live.stop_requested else
+                               _("%(name)s's call ended.") % {"name": live.target_name})
+        elif event == "Hangup":
+            if live.stop_requested:
+                await self._finish(live, Outcome.ENDED, _stopped(live))
+            elif live.state == Outcome.SPYING:
+                await self._finish(live, Outcome.ENDED,
+                                   _("Your phone hung up; monitoring %(name)s ended.") % {"name": live.target_name})
+            else:
+                # Answered, then ended by the PBX before ChanSpyStart: AMI does not say why
+                # (`asterisk20-whisper-no-beep`: the reason is only in the Asterisk log).
+                await self._finish(live, Outcome.FAILED, _no_spy_text(live), reason="spy_not_started")
 
     def _link_lost(self, state):
         if not self.by_user:
@@ -364,22 +388,47 @@ class SpyMonitor(presses.EventFollower):
         """Hang up the spy leg; a phone not answered yet is hung up as soon as it answers (the
         Hangup event then ends the row)."""
         live.stop_requested = True
-        if live.spy_channel:
-            await self._hangup(live)
+        if live.spy_channel and not await self._hangup(live):
+            return
         # Until the spy leg's Hangup event: at once with transmit_silence=yes; without it, on a
         # silent call, not before the spied call ends (the page then shows it stopping).
         if live.state not in DONE:
             await self._status(live.user_id, "stopping", "ok", _("Stopping…"), live)
 
-    async def _hangup(self, live, *, quiet=False):
+    async def _hangup(self, live):
+        """Ask the PBX to end the spy leg. False when it would not: the session goes on, and the
+        user is told why and what he can do. On the PJSIP route the leg is the Local `;1`
+        channel; ending it ends the call on the phone too."""
         try:
             await self.bridge.client.send("Hangup", actions.hangup_action(live.spy_channel))
-        except (ActionError, ActionTimeout, ConnectionLost, NotConnected, actions.UnsafeValue) as exc:
-            # "No such channel": it is gone already; the row ends all the same.
-            if not quiet:
-                logger.info("hangup of spy channel %s: %s", live.spy_channel, exc)
+        except ActionError as exc:
+            if not _no_such_channel(exc.message):
+                await self._stop_refused(live, exc.message)
+                return False
+            # Gone already (its Hangup event may have come before we knew the leg): it ended.
             if live.state not in DONE:
-                await self._finish(live, Outcome.ENDED, _("Stopped monitoring %(name)s.") % {"name": live.target_name})
+                await self._finish(live, Outcome.ENDED, _stopped(live))
+        except ActionTimeout:
+            await self._stop_refused(live, _("no answer in time"))
+            return False
+        except (ConnectionLost, NotConnected):
+            return False  # the link is going: its loss says what becomes of the session
+        except actions.UnsafeValue as exc:
+            await self._stop_refused(live, str(exc))
+            return False
+        return True
+
+    async def _stop_refused(self, live, why):
+        """The Stop did not take: the spy goes on, so nothing says it stopped (not the row, not
+        the monitored person), and the user learns what he can do instead."""
+        live.stop_requested = False
+        logger.warning("%s: Hangup of spy leg %s (session %s) refused: %s; the spy goes on",
+                       self.bridge.name, live.spy_channel, live.session_id, why)
+        text = _("The PBX did not end the call (%(why)s), so you are still connected to %(name)s's call. "
+                 "Hang up your phone to stop. An administrator can let the dashboard end calls: "
+                 "manager.conf write=call for its AMI user.") % {"why": why, "name": live.target_name}
+        await update_row(live.session_id, outcome_detail=str(text)[:255])
+        await self._status(live.user_id, live.state, "stop_refused", text, live)
 
     async def _finish(self, live, outcome, why, *, reason=None):
         was_spying = live.state == Outcome.SPYING
@@ -450,6 +499,37 @@ class SpyMonitor(presses.EventFollower):
         await self.bridge.notify_user(
             live.target_user_id, {"type": "monitored", "by": live.user_name, "mode": live.mode, "active": active}
         )
+
+
+def _stopped(live):
+    return _("Stopped monitoring %(name)s.") % {"name": live.target_name}
+
+
+def _no_spy_text(live):
+    """Why a spy leg ended before ChanSpyStart, as far as AMI lets anyone know."""
+    if "q" not in live.options:
+        return _("The PBX ended the spy before it began. Without option q ChanSpy first plays the "
+                 "“beep” sound: the PBX may lack it (ask the administrator to install the core sounds), "
+                 "or %(name)s's call ended meanwhile.") % {"name": live.target_name}
+    return _("The PBX ended the spy before it began: %(name)s's call ended or could not be joined.") % {
+        "name": live.target_name}
+
+
+def _no_such_channel(message):
+    """The PBX's answer to a Hangup of a channel that is gone (it ended by itself)."""
+    text = (message or "").lower()
+    return "no such channel" in text or "channel not found" in text
+
+
+def _about_leg(live, msg):
+    """Is this ChanSpyStart/ChanSpyStop/Hangup about this session's spy leg?"""
+    if msg.event == "Hangup":
+        name, uniqueid = msg.get("Channel"), msg.get("Uniqueid")
+    else:
+        name, uniqueid = msg.get("SpyerChannel"), msg.get("SpyerUniqueid")
+    if not live.spy_channel or name != live.spy_channel:
+        return False
+    return not (live.spy_uniqueid and uniqueid) or uniqueid == live.spy_uniqueid
 
 
 def install(bridge):

@@ -27,7 +27,9 @@ def test_listen_on_the_exact_channel_is_the_captured_originate():
         action_id="spy-exact-name-105",
     )
     # The rig's Local phone took the chan_sip header; a PJSIP site's context reads AUTOANSWER instead.
-    assert [("Action", "Originate"), *fields[:-1]] == list(captured.pairs)[:-1]
+    # The product adds ChanSpy's `E` to the captured options (the spy ends with the spied call).
+    expected = [(key, value + "E" if key == "Data" else value) for key, value in list(captured.pairs)[:-1]]
+    assert [("Action", "Originate"), *fields[:-1]] == expected
     assert fields[-1] == ("Variable", "AUTOANSWER=call-info")
 
 
@@ -38,7 +40,7 @@ def test_a_sip_spyer_sends_the_captured_auto_answer_header():
     assert [pair for pair in fields if pair[0] == "Variable"] == [("Variable", captured["Variable"])]
 
 
-@pytest.mark.parametrize("mode, options", [("listen", "qx"), ("whisper", "wx"), ("barge", "qBx")])
+@pytest.mark.parametrize("mode, options", [("listen", "qxE"), ("whisper", "wxE"), ("barge", "qBxE")])
 def test_sip_spyer_per_mode(mode, options):
     fields = actions.spy_originate(
         phone(), "SIP/105-0000003c", mode, allow_switch=False, action_id="spy-7-abc"
@@ -57,7 +59,7 @@ def test_sip_spyer_per_mode(mode, options):
     assert b'Variable: SIPADDHEADER="Call-Info:\\;answer-after=0"\r\n' in frame
 
 
-@pytest.mark.parametrize("mode, options", [("listen", "qxd"), ("whisper", "wxd"), ("barge", "qBxd")])
+@pytest.mark.parametrize("mode, options", [("listen", "qxEd"), ("whisper", "wxEd"), ("barge", "qBxEd")])
 def test_the_keypad_switch_only_when_allowed(mode, options):
     fields = dict(actions.spy_originate(phone(), "SIP/105-0000003c", mode, allow_switch=True, action_id="a"))
     assert fields["Data"] == f"SIP/105-0000003c,{options}"
@@ -66,7 +68,16 @@ def test_the_keypad_switch_only_when_allowed(mode, options):
 def test_a_configured_d_is_removed_when_the_switch_is_not_allowed(settings):
     settings.SPY_OPTIONS = {**settings.SPY_OPTIONS, "listen": "qxd"}
     fields = dict(actions.spy_originate(phone(), "SIP/105-0000003c", "listen", allow_switch=False, action_id="a"))
-    assert fields["Data"] == "SIP/105-0000003c,qx"
+    assert fields["Data"] == "SIP/105-0000003c,qxE"
+
+
+def test_every_spy_leaves_when_the_spied_call_ends(settings):
+    """`E` on every spy, configured or not: without it the spy leg stays up once the spied call is
+    gone, and a user without the AMI Hangup right could never end it (`asterisk20-restricted-stop-*`)."""
+    settings.SPY_OPTIONS = {**settings.SPY_OPTIONS, "whisper": "wEx"}
+    listen = dict(actions.spy_originate(phone(), "SIP/105-0000003c", "listen", allow_switch=False))["Data"]
+    whisper = dict(actions.spy_originate(phone(), "SIP/105-0000003c", "whisper", allow_switch=True))["Data"]
+    assert (listen, whisper) == ("SIP/105-0000003c,qxE", "SIP/105-0000003c,wExd")
 
 
 def test_the_exact_name_never_is_a_bare_prefix():
@@ -95,7 +106,7 @@ def test_a_pjsip_spyer_rings_through_local():
     fields = dict(actions.spy_originate(phone("PJSIP", context="phones"), "PJSIP/105-00000012", "barge",
                                         allow_switch=False, action_id="a"))
     assert fields["Channel"] == "Local/104@phones"
-    assert fields["Data"] == "PJSIP/105-00000012,qBx"
+    assert fields["Data"] == "PJSIP/105-00000012,qBxE"
     assert fields["CallerID"] == "Spy-105 <105>"
 
 

@@ -38,8 +38,8 @@ def sent(pbx, action):
 # --- the happy path, per mode ------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("mode, options, spy_mode", [("listen", "qxd", "listen"), ("whisper", "wxd", "whisper"),
-                                                      ("barge", "qBxd", "barge")])
+@pytest.mark.parametrize("mode, options, spy_mode", [("listen", "qxEd", "listen"), ("whisper", "wxEd", "whisper"),
+                                                      ("barge", "qBxEd", "barge")])
 async def test_a_curator_spies_on_his_trainee(fakepbx, bridge, roster, mode, options, spy_mode):
     people, phones = roster
     curator, trainee = people["petrova"], people["anna"]
@@ -104,7 +104,7 @@ async def test_spying_on_105_never_catches_1050(fakepbx, bridge, roster):
     await press(bridge, people["petrova"], {"type": "spy", "target": phones["anna"].pk, "mode": "listen"})
     await inbox.next(state="spying")
 
-    assert originates(fakepbx)[0]["Data"] == f"{agent},qxd"
+    assert originates(fakepbx)[0]["Data"] == f"{agent},qxEd"
     assert bridge.board.channel(agent)["spied_by"]
     assert bridge.board.channel(other)["spied_by"] == []
 
@@ -181,7 +181,7 @@ async def test_switch_without_all_three_rights_is_stop_and_a_new_session(fakepbx
     await inbox.next(state="spying", mode="whisper")
 
     first, second = await rows()
-    assert [o["Data"].split(",")[1] for o in originates(fakepbx)] == ["qx", "wx"]  # no `d`
+    assert [o["Data"].split(",")[1] for o in originates(fakepbx)] == ["qxE", "wxE"]  # no `d`
     assert sent(fakepbx, "PlayDTMF") == []
     assert [h["Channel"] for h in sent(fakepbx, "Hangup")] == [first["spy_channel"]]
     assert (first["outcome"], first["allow_switch"], first["outcome_detail"]) == (
@@ -369,13 +369,13 @@ async def test_a_russian_press_hears_what_the_pbx_does_later_in_russian(fakepbx,
     assert texts == {"queued": "Вызываем ваш телефон…",
                      "answered": "Ваш телефон ответил; подключаемся к разговору: Anna…",
                      "spying": "Прослушивание: Anna",
-                     "ended": "Прослушивание остановлено: Anna."}
+                     "ended": "Разговор пользователя Anna завершён."}
     assert (spying["text"], ended["text"]) == (texts["spying"], texts["ended"])
     # The monitored person's notice carries no words: her own page says it in its own language.
     assert await watched.next(type="monitored") == {"type": "monitored", "by": "Olga", "mode": "listen",
                                                     "active": True}
     [row] = await rows()
-    assert row["outcome_detail"] == "Прослушивание остановлено: Anna."
+    assert row["outcome_detail"] == "Разговор пользователя Anna завершён."
 
 
 async def test_the_reason_a_phone_did_not_connect_is_in_the_pressers_language(fakepbx, bridge, roster):

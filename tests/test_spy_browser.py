@@ -19,17 +19,14 @@ def test_a_curator_listens_to_a_trainees_call_from_the_browser(dashboard_server,
     page.wait_for_selector(f"{TRAINEE_CARD}[data-state=in_call]")
 
     page.click(f"{TRAINEE_CARD} button[data-mode=listen]")
-    page.wait_for_function(
-        "document.getElementById('announcer').textContent.includes('Listening to Dmitry Ivanov')"
-        " || [...document.querySelectorAll('.card .status')].some(e => e.textContent.includes('Listening to Dmitry Ivanov'))"
-    )
+    page.wait_for_selector(f"{TRAINEE_CARD} .status:has-text('Listening to Dmitry Ivanov')")
     # Her own card shows what her phone is doing, from the board.
     page.wait_for_selector("article.card.own[data-state=spying]:has-text('Dmitry Ivanov')")
 
     originates = pbx_thread.call(lambda pbx: [a.as_dict() for a in pbx.actions if a.get("Action") == "Originate"])
     assert len(originates) == 1
     assert originates[0]["Channel"] == "SIP/201"
-    assert originates[0]["Data"] == f"{agent},qxd"
+    assert originates[0]["Data"] == f"{agent},qxEd"
     spies = pbx_thread.call(lambda pbx: [n for n in pbx.channels if n.startswith("SIP/201-")])
     assert len(spies) == 1 and pbx_thread.call(lambda pbx: pbx.spy_mode(spies[0])) == "listen"
 
