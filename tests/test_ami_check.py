@@ -75,6 +75,12 @@ async def test_restricted_user_lacks_list_hangup_and_dtmf(restricted_pbx):
     for action in ("CoreShowChannels", "Hangup", "PlayDTMF"):
         assert line(lines, f"{action}:").startswith(f"{action}: NOT permitted (Permission denied)")
     assert "works from events alone" in line(lines, "CoreShowChannels:")
+    assert "a restarted bridge cannot find the listen/whisper/barge calls" in line(lines, "CoreShowChannels:")
+    hangup = line(lines, "Hangup:")
+    assert "the PBX refuses to end a listen/whisper/barge" in hangup
+    assert "the curator must hang up his phone" in hangup
+    assert "a spy still ends when the call it listens to ends (ChanSpy option E, always sent)" in hangup
+    assert hangup.endswith("manager.conf: write=call (or system).")
     assert line(lines, "Originate:").startswith("Originate: permitted")
     assert line(lines, "Call events:").startswith("Call events: arriving")
     assert line(lines, "Result:").startswith("Result: missing CoreShowChannels, Hangup, PlayDTMF")

@@ -37,11 +37,16 @@ NEEDS = {
     ),
     "CoreShowChannels": (
         "after a reconnect the board cannot be rebuilt; it works from events alone, so calls already "
-        "up stay invisible until something happens on them",
+        "up stay invisible until something happens on them; and a restarted bridge cannot find the "
+        "listen/whisper/barge calls still running, so their sessions end as interrupted while the "
+        "curators' phones stay connected",
         "write=reporting (or system)",
     ),
     "Hangup": (
-        "a curator cannot end a listen/whisper/barge from the browser (only by hanging up the phone)",
+        "Stop and the switch between modes without the keypad option fail: the PBX refuses to end a "
+        "listen/whisper/barge, the page says so, and the curator must hang up his phone; a spy still "
+        "ends when the call it listens to ends (ChanSpy option E, always sent), but one left behind "
+        "by a bridge restart cannot be ended from the dashboard",
         "write=call (or system)",
     ),
     "PlayDTMF": (
