@@ -15,18 +15,32 @@ UNKNOWN = "<unknown>"
 
 
 class IdSource:
-    """Asterisk's id schemes: channel suffixes are one global 8-hex-digit counter, uniqueids are
-    `<epoch>.<counter>` with their own counter (both keep counting across calls)."""
+    """Asterisk's id schemes: channel suffixes are 8-hex-digit counters, uniqueids are
+    `<epoch>.<counter>` with their own counter (both keep counting across calls, and start again
+    at 0 when the PBX restarts: asterisk22-pjsip-restart-core-restart-now-reconnect).
 
-    def __init__(self, clock=time.time):
+    Asterisk 20 (chan_sip) has one suffix counter for every technology; on Asterisk 22 PJSIP and
+    Local channels count separately (`PJSIP/105-00000003` next to `Local/...-00000005`,
+    asterisk22-pjsip-chanspy-listen): `per_technology=True`."""
+
+    def __init__(self, clock=time.time, *, per_technology=False):
         self.clock = clock
-        self.channel_seq = 0
+        self.per_technology = per_technology
+        self.restart()
+
+    def restart(self):
+        self.channel_seqs = {}
         self.unique_seq = 0
 
-    def channel_suffix(self):
-        value = f"{self.channel_seq:08x}"
-        self.channel_seq += 1
-        return value
+    @property
+    def channel_seq(self):
+        return sum(self.channel_seqs.values())
+
+    def channel_suffix(self, technology=""):
+        key = technology if self.per_technology else ""
+        seq = self.channel_seqs.get(key, 0)
+        self.channel_seqs[key] = seq + 1
+        return f"{seq:08x}"
 
     def uniqueid(self):
         value = f"{int(self.clock())}.{self.unique_seq}"
@@ -43,7 +57,7 @@ class Channel:
         "name", "uniqueid", "linkedid", "state", "caller_num", "caller_name", "connected_num",
         "connected_name", "context", "exten", "priority", "application", "app_data", "created",
         "bridge", "device", "peer", "spies", "spying", "variables", "task", "alive", "local_twin",
-        "hangup_cause", "on_hangup",
+        "hangup_cause", "on_hangup", "after_response",
     )
 
     def __init__(self, name, uniqueid, linkedid=None, *, state=0, context="default", exten="s", device=None):
@@ -72,6 +86,9 @@ class Channel:
         self.local_twin = None  # the other half of a Local pair
         self.hangup_cause = 16
         self.on_hangup = []
+        # what Asterisk does on this channel once the OriginateResponse is out (the Local route's
+        # `;1` answers and bridges after it: asterisk22-pjsip-chanspy-listen)
+        self.after_response = []
 
     def block(self, prefix=""):
         """The standard channel snapshot fields (prefix `Dest`, `Spyer`, `LocalOne`, ...)."""
@@ -214,11 +231,14 @@ def list_complete(name, action_id, count, *extra):
 
 
 def parse_callerid(text):
-    """`Spy-105 <105>` -> ("105", "Spy-105"); `"Name" <num>`; a bare number -> (num, "")."""
+    """`Spy-105 <105>` -> ("105", "Spy-105"); `"Name" <num>`; a bare number -> (num, ""); a bare
+    word is a name, as ast_callerid_parse reads it (`CallerID: Playback`: asterisk22-pjsip-originate-playback)."""
     text = (text or "").strip()
     if "<" in text and text.endswith(">"):
         name, _, num = text[:-1].partition("<")
         return num.strip(), name.strip().strip('"')
+    if text and not all(c.isdigit() or c in "+*#-() " for c in text):
+        return "", text.strip('"')
     return text, ""
 
 

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 
 from . import channels as calls
 from .channels import Bridge, Channel, IdSource
+from .flavours import flavour_named
+from .local_route import CUSTOMER_NUMBER, LocalPhoneRoute
 
 TECHNOLOGIES = {"SIP", "PJSIP", "IAX2", "DAHDI", "Local"}
 BEHAVIOURS = ("answer", "autoanswer", "busy", "noanswer", "congestion", "unregistered", "unreachable")
@@ -28,9 +30,25 @@ CONTEXT_BEHAVIOUR = {
     "busy": "busy", "congested": "congestion", "rejected": "rejected",
     "ringing": "ringing-context", "dialer": "ringing-context", "from-internal": "answer-now",
 }
-SOUNDS = {"beep", "custom/tone-3s", "silence/1", "tt-monkeys", "hello-world", "demo-congrats", "vm-goodbye"}
+# The capture lab's names for files it did not have (`no/such-file`, `.../training/no-such-file`).
+LAB_MISSING_SOUND = re.compile(r"(^|/)no[-/]such")
+# The capture dialplan's own contexts; on Asterisk 22 every other Local context is the product's
+# deploy/extensions-autoanswer.conf (see local_route).
+LAB_CONTEXTS = set(CONTEXT_BEHAVIOUR) | {"phones", "customer"}
 SPY_DTMF = {"4": "listen", "5": "whisper", "6": "barge"}
 REASON = {"answer": 4, "busy": 5, "congestion": 8, "noanswer": 3, "failed": 0}
+# The picker's OriginateResponse against its `Pickup` on chan_sip, one per row of the README's race
+# table (asterisk20-pickup-race-1..6): which comes first, and whose Channel/Uniqueid it names.
+PICKUP_RACES = ("response-first-own-leg", "response-first-ringing-leg", "pickup-first-ringing-leg")
+PICKUP_RACE_MODES = PICKUP_RACES + ("random",)
+
+
+def pickup_race_mode(mode):
+    """None keeps the order of asterisk20-sip-ringing-pickupchan (response first, ringing leg)."""
+    mode = mode or "response-first-ringing-leg"
+    if mode not in PICKUP_RACE_MODES:
+        raise ValueError(f"unknown pickup race {mode!r}: one of {', '.join(PICKUP_RACE_MODES)}")
+    return mode
 
 
 @dataclass
@@ -75,15 +93,23 @@ def wants_autoanswer(variables):
     return False
 
 
-class Switch:
+class Switch(LocalPhoneRoute):
     def __init__(self, emit, *, phones=None, default_behaviour=None, clock=None, playback_seconds=3.0,
-                 ringing_context_seconds=20.0, spy_poll_seconds=0.05, transmit_silence=True):
+                 ringing_context_seconds=20.0, spy_poll_seconds=0.05, transmit_silence=True,
+                 flavour="asterisk20", missing_sounds=(), pickup_race=None, race_random=None):
         self.emit = emit
+        self.flavour = flavour_named(flavour) if isinstance(flavour, str) else flavour
+        # Sound files this PBX does not have: ChanSpy without `q` beeps, and without `beep` the spy
+        # leg ends at once (asterisk20-whisper-no-beep); Playback of a missing file ends at once.
+        self.missing_sounds = set(missing_sounds)
+        self.pickup_race = pickup_race_mode(pickup_race)
+        self.race_random = race_random
         # asterisk.conf `transmit_silence`: with `no`, a spy told to hang up stays until a frame
         # of audio reaches ChanSpy; on a silent call that is when the spied call ends
         # (asterisk20-chanspy-hangup-spy-no-media).
         self.transmit_silence = transmit_silence
-        self.ids = IdSource(clock) if clock else IdSource()
+        per_technology = self.flavour.counter_per_technology
+        self.ids = IdSource(clock, per_technology=per_technology) if clock else IdSource(per_technology=per_technology)
         self.phones = {}
         for device, behaviour in (phones or {}).items():
             self.set_phone(device, behaviour)
@@ -136,15 +162,22 @@ class Switch:
         task.add_done_callback(self._tasks.discard)
         return task
 
-    def new_channel(self, name, *, state=0, context="from-internal", exten="s", linkedid=None, device=None):
+    def channel_name(self, device):
+        """`SIP/105` -> `SIP/105-0000002a`: the device plus its technology's next suffix."""
+        return f"{device}-{self.ids.channel_suffix(device.split('/', 1)[0])}"
+
+    def new_channel(self, name, *, state=0, context="from-internal", exten="s", linkedid=None, device=None,
+                    caller=None):
         channel = Channel(name, self.ids.uniqueid(), linkedid, state=state, context=context, exten=exten, device=device)
+        if caller is not None:
+            channel.caller_num, channel.caller_name = caller
         self.channels[name] = channel
         self.emit(*calls.channel_event("Newchannel", channel))
         return channel
 
-    def new_local_pair(self, exten, context):
-        base = f"Local/{exten}@{context}-{self.ids.channel_suffix()}"
-        one = self.new_channel(f"{base};1", context=context, exten=exten)
+    def new_local_pair(self, exten, context, linkedid=None):
+        base = self.channel_name(f"Local/{exten}@{context}")
+        one = self.new_channel(f"{base};1", context=context, exten=exten, linkedid=linkedid)
         two = self.new_channel(f"{base};2", state=4, context=context, exten=exten, linkedid=one.linkedid)
         one.local_twin, two.local_twin = two, one
         return one, two
@@ -176,6 +209,9 @@ class Switch:
         if not self.transmit_silence and channel.spying is not None:
             channel.variables["__hangup_requested"] = cause
             return
+        if cause is None and channel.bridge is None and not channel.name.startswith("Local/"):
+            # Asterisk 22: Cause 0 outside a bridge, 16 inside (asterisk22-pjsip-two-calls-one-phone)
+            cause = self.flavour.unbridged_hangup_cause
         self.hangup(channel, cause)
 
     def hangup(self, channel, cause=None, *, requests=True):
@@ -208,13 +244,24 @@ class Switch:
             channel.task.cancel()
         for callback in channel.on_hangup:
             callback(channel)
+        # A bridge's other side and a Local `;2` that was bridged end with Normal Clearing even when
+        # this channel's cause was 0 (asterisk22-pjsip-chanspy-listen: `;1` 0, `;2` and PJSIP/104 16).
         if bridge is not None:
             for peer in list(bridge.channels):
-                self.hangup(peer, cause)
+                self.hangup(peer, cause or 16)
         if twin is not None:
             if requests:
                 self.emit(*calls.channel_event("SoftHangupRequest", twin, ("Cause", "16")))
-            self.hangup(twin, cause, requests=requests)
+            self.hangup(twin, (cause or 16) if twin.bridge is not None else cause, requests=requests)
+
+    def cli_hangup(self, channel):
+        """`channel request hangup` on the CLI: `SoftHangupRequest` Cause 32, then the hangup; a
+        ringing Originate's dial ends NOANSWER and the Originate fails with Reason 0
+        (asterisk20-pickup-race-too-late-hungup)."""
+        self.emit(*calls.channel_event("SoftHangupRequest", channel, ("Cause", "32")))
+        if channel in self._ring_waits and channel.state == 5:
+            self.emit(*calls.dial_event("DialEnd", None, channel, ("DialStatus", "NOANSWER")))
+        self.hangup(channel, 16)
 
     # --- Originate -----------------------------------------------------------------------------
 
@@ -228,7 +275,7 @@ class Switch:
         phone = self.phone_for(req.channel)
         if phone is None or phone.behaviour == "unregistered":
             return self._fail(req, 0)
-        channel = self.new_channel(f"{req.channel}-{self.ids.channel_suffix()}", device=req.channel)
+        channel = self.new_channel(self.channel_name(req.channel), device=req.channel)
         num, name = calls.parse_callerid(req.caller_id)
         if req.caller_id:
             self.set_callerid(channel, num, name)
@@ -277,6 +324,8 @@ class Switch:
 
     async def _originate_local(self, req, resource):
         exten, _, context = resource.partition("@")
+        if self.flavour.local_phone_route and context and context not in LAB_CONTEXTS:
+            return await self._originate_phone_route(req, exten, context)
         one, two = self.new_local_pair(exten, context or "default")
         if not self.dialplan_has(one.context, exten):
             self.hangup(two, 0, requests=False)
@@ -367,12 +416,23 @@ class Switch:
 
     def start_application(self, channel, req):
         """Run the Originate's application on the answered channel (Async: after OriginateResponse)."""
+        for step in channel.after_response:
+            step()
+        channel.after_response.clear()
+        if not channel.alive:
+            return
         if not req.application:
+            if (self.flavour.local_phone_route and channel.local_twin is not None and req.context == "from-internal"
+                    and CUSTOMER_NUMBER.match(req.exten)):
+                channel.task = self.spawn(self._route_dial_customer(channel, req.exten))
             return
         app = req.application.lower()
+        if app == "pickupchan":
+            self._app_pickupchan(channel, req.data)
+            return
         runner = {
             "wait": self._app_wait, "chanspy": self._app_chanspy, "playback": self._app_playback,
-            "dial": self._app_dial, "pickupchan": self._app_pickupchan,
+            "dial": self._app_dial,
         }.get(app)
         if runner is not None:
             channel.task = self.spawn(self._guard(channel, runner(channel, req.data)))
@@ -391,9 +451,12 @@ class Switch:
         await asyncio.sleep(seconds)
         self.hangup(channel)
 
+    def has_sound(self, name):
+        return name not in self.missing_sounds and not LAB_MISSING_SOUND.search(name)
+
     async def _app_playback(self, channel, data):
         files = [name for name in data.split(",")[0].split("&") if name]
-        if files and all(name in SOUNDS for name in files):
+        if files and all(self.has_sound(name) for name in files):
             await asyncio.sleep(self.playback_seconds * len(files))
         self.hangup(channel)
 
@@ -402,7 +465,7 @@ class Switch:
         target = data.split(",")[0]
         tech, _, resource = target.partition("/")
         if tech != "Local":
-            peer = self.new_channel(f"{target}-{self.ids.channel_suffix()}", device=target)
+            peer = self.new_channel(self.channel_name(target), device=target)
             dial_string = resource
             far = None
         else:
@@ -456,6 +519,10 @@ class Switch:
                 await asyncio.sleep(self.spy_poll_seconds)
                 continue
             target = targets[0]
+            if "q" not in options and "beep" in self.missing_sounds:
+                # ChanSpy beeps before it attaches; without the file it gives up: the spy leg hangs
+                # up at once, with no ChanSpyStart (asterisk20-whisper-no-beep).
+                break
             ended = asyncio.get_running_loop().create_future()
             spy.spying = target
             spy.variables["__spy_ended"] = ended
@@ -487,26 +554,103 @@ class Switch:
                 target.spies.remove(spy)
 
     def receive_dtmf(self, channel, digit):
-        """A digit the channel received; ChanSpy with `d` switches spy/whisper/barge on 4/5/6."""
-        self.emit(*calls.channel_event("DTMFBegin", channel, ("Digit", digit), ("Direction", "Received"), klass="dtmf"))
+        """A digit queued by PlayDTMF with Receive: only a `DTMFEnd` of 0 ms reaches AMI; ChanSpy
+        with `d` switches spy/whisper/barge on 4/5/6 (asterisk22-pjsip-chanspy-switch-dtmf-playdtmf)."""
         self.emit(*calls.channel_event(
-            "DTMFEnd", channel, ("Digit", digit), ("DurationMs", "100"), ("Direction", "Received"), klass="dtmf"))
+            "DTMFEnd", channel, ("Digit", digit), ("DurationMs", "0"), ("Direction", "Received"), klass="dtmf"))
         options = channel.variables.get("__chanspy_options") or {}
         if "d" in options and digit in SPY_DTMF:
             self.spy_modes[channel.name] = SPY_DTMF[digit]
 
     # PickupChan -------------------------------------------------------------------------------
 
-    async def _app_pickupchan(self, picker, data):
+    def pickup_before_response(self, picker, data):
+        """What happens between the picker's answer and its OriginateResponse; returns the channel
+        the response names. On chan_sip that is a race (asterisk20-pickup-race-1..6): the `Pickup`
+        may come first, and the masquerade may hand the response the ringing leg's name and
+        Uniqueid (`self.pickup_race`). Through the PJSIP Local route the response always comes first
+        and names the picker's own `;1` (asterisk22-pjsip-pickupchan). With nothing left to pick up
+        it names the picker's own leg (asterisk20-pickup-race-too-late-*)."""
+        target = self.pickup_target(data)
+        if target is None or not self.flavour.pickup_swaps_identities:
+            return picker
+        race = self.pickup_race
+        if race == "random":
+            race = self.race_random.choice(PICKUP_RACES) if self.race_random else PICKUP_RACES[0]
+        if race.startswith("pickup-first"):
+            self._pick_up(picker, target)
+        return target if race.endswith("ringing-leg") else picker
+
+    def _app_pickupchan(self, picker, data):
+        """Runs at once, so of two pickers sent back to back the first wins; the loser, like a
+        picker that comes too late, answers and hangs up at once with Normal Clearing and no
+        `Pickup` (asterisk20-pickup-race-two-pickers, -too-late-answered)."""
+        if picker.variables.pop("__picked_up", None):
+            return
         waiting = self.pickup_target(data)
         if waiting is None:
             self.hangup(picker)
             return
+        self._pick_up(picker, waiting)
+
+    def _pick_up(self, picker, waiting):
+        picker.variables["__picked_up"] = True
         picker.connected_num, picker.connected_name = waiting.caller_num, waiting.caller_name
         self.emit(*calls.channel_event("NewConnectedLine", picker))
         self.emit(*calls.pickup_event(picker, waiting))
         self._ring_waits[waiting].set_result(("pickup", picker))
         # the picker now carries the picked call until someone hangs up
+
+    # --- a phone's own call -------------------------------------------------------------------
+
+    async def phone_calls(self, device, number, caller_name=None, talk_seconds=None):
+        """The phone dials `number` itself: its incoming channel (`PJSIP/105-...`, `CallerIDNum: 105`,
+        `Exten: <number>`) runs `Dial(Local/<number>@customer,60)`, the customer answers at once and
+        both are bridged (asterisk22-pjsip-call-105-answered; on Asterisk 20 the Local leg goes to
+        `from-internal`). With `talk_seconds` the phone hangs up after that long. Returns the
+        phone's channel name."""
+        phone = self.phone_for(device) or self.set_phone(device, "answer")
+        own_num, own_name = phone.resource, caller_name or calls.UNKNOWN
+        context = self.flavour.customer_context
+        call = self.new_channel(self.channel_name(device), state=4, context="from-internal", exten=number,
+                                device=device, caller=(own_num, own_name))
+        if self.flavour.local_phone_route and not CUSTOMER_NUMBER.match(number):
+            # an internal number (the lab's `_2XX`) answers at once and waits
+            # (the curator's own call in asterisk22-pjsip-busy-own-phone)
+            call.priority = 2
+            self.set_state(call, 6)
+            call.priority, call.application, call.app_data = 4, "Wait", "3600"
+            if talk_seconds is not None:
+                call.task = self.spawn(self._phone_hangs_up(call, talk_seconds))
+            return call.name
+        one, two = self.new_local_pair(number, context, linkedid=call.linkedid)
+        one.caller_num, one.connected_num, one.connected_name = number, own_num, own_name
+        self.emit(*calls.newcallerid(one))
+        self.emit(*calls.channel_event("NewConnectedLine", one))
+        two.caller_num, two.caller_name, two.connected_num = own_num, own_name, number
+        self.emit(*calls.newcallerid(two))
+        self.emit(*calls.channel_event("NewConnectedLine", two))
+        self.emit(*calls.local_bridge(one, two))
+        two.priority = 2
+        self.set_state(two, 6)
+        two.priority, two.application, two.app_data = 4, "Wait", "3600"
+        call.priority = 2
+        call.application, call.app_data = "Dial", f"Local/{number}@{context},60"
+        self.emit(*calls.dial_event("DialBegin", call, one, ("DialString", f"{number}@{context}")))
+        self.set_state(one, 6)
+        self.emit(*calls.dial_event("DialEnd", call, one, ("DialStatus", "ANSWER")))
+        self.set_state(call, 6)
+        one.exten, one.application, one.app_data = "", "AppDial", "(Outgoing Line)"
+        self.join_bridge([one, call])
+        if talk_seconds is not None:
+            call.task = self.spawn(self._phone_hangs_up(call, talk_seconds))
+        return call.name
+
+    async def _phone_hangs_up(self, call, seconds):
+        await asyncio.sleep(seconds)
+        if call.alive:
+            self.emit(*calls.channel_event("HangupRequest", call, ("Cause", "16")))
+            self.hangup(call, 16)
 
     # --- inbound customer calls ----------------------------------------------------------------
 
@@ -514,9 +658,10 @@ class Switch:
         """A customer call from the trunk ringing `device`; returns the agent channel once it exists."""
         phone = self.phone_for(device) or self.set_phone(device, "answer")
         customer = self.new_channel(
-            f"SIP/trunk-{self.ids.channel_suffix()}", state=4, context="from-trunk", exten=phone.resource)
+            self.channel_name(f"{self.flavour.phone_technology}/trunk"), state=4, context="from-trunk",
+            exten=phone.resource)
         customer.caller_num, customer.caller_name = caller_num, caller_name
-        agent_name = f"{device}-{self.ids.channel_suffix()}" + (";1" if device.startswith("Local/") else "")
+        agent_name = self.channel_name(device) + (";1" if device.startswith("Local/") else "")
         agent = self.new_channel(agent_name, context="from-internal", exten=phone.resource,
                                  linkedid=customer.linkedid, device=device)
         agent.caller_num, agent.caller_name = caller_num, caller_name

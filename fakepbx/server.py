@@ -28,7 +28,7 @@ from .scenarios import run_scenario
 from supervision.ami.protocol import Parser, ProtocolError, banner, encode
 
 GOODBYE = "Thanks for all the fish."
-AMI_VERSION = "9.0.0"  # Asterisk 20's, as the captures greet with
+AMI_VERSION = "9.0.0"  # Asterisk 20's, as the captures greet with (the default flavour)
 ASTERISK_VERSION = "20.20.1"
 PRE_LOGIN_ACTIONS = {"login", "logoff", "challenge"}
 
@@ -76,7 +76,8 @@ class Session:
 class FakePBX:
     def __init__(self, host="127.0.0.1", port=0, users=None, manager_conf=None, scenario="idle", phones=None, *,
                  auth_fail_delay=1.0, auth_timeout=30.0, seed=None, default_behaviour=None,
-                 playback_seconds=3.0, ringing_context_seconds=20.0, demo_options=None, transmit_silence=True):
+                 playback_seconds=3.0, ringing_context_seconds=20.0, demo_options=None, transmit_silence=True,
+                 flavour="asterisk20", missing_sounds=(), pickup_race=None):
         self.host = host
         self.port = port
         if manager_conf is not None:
@@ -93,7 +94,9 @@ class FakePBX:
             phones = {device: "answer" for device in phones}
         self.switch = Switch(self._emit, phones=phones, default_behaviour=default_behaviour,
                              playback_seconds=playback_seconds, ringing_context_seconds=ringing_context_seconds,
-                             transmit_silence=transmit_silence)
+                             transmit_silence=transmit_silence, flavour=flavour, missing_sounds=missing_sounds,
+                             pickup_race=pickup_race, race_random=self.random)
+        self.flavour = self.switch.flavour
         self.demo_options = demo_options or {}
         self.actions = []  # every action Message received, in order (all connections)
         self.raw_actions = []  # the bytes of each action frame, in order
@@ -135,6 +138,8 @@ class FakePBX:
             session.close()
         self._sessions.clear()
         self.switch.cancel_all()
+        # a restarted Asterisk counts channels from 00000000 again (asterisk22-pjsip-restart-*)
+        self.switch.ids.restart()
         if self._server is not None:
             await self._server.wait_closed()
             self._server = None
@@ -161,6 +166,20 @@ class FakePBX:
             raise KeyError(name)
         self.switch.hangup(channel, cause)
 
+    async def cli_hangup(self, name):
+        """`channel request hangup <name>` on the Asterisk CLI, as the capture lab cleaned up:
+        `SoftHangupRequest` Cause 32 first; a ringing Originate then fails (Reason 0, Channel = the
+        dial string) with `DialEnd` NOANSWER (asterisk20-pickup-race-too-late-hungup)."""
+        channel = self.switch.find(name)
+        if channel is None:
+            raise KeyError(name)
+        self.switch.cli_hangup(channel)
+
+    async def phone_calls(self, device, number, caller_name=None, talk_seconds=None):
+        """The phone `device` dials `number` itself (a trainee calling a customer); returns the
+        phone's incoming channel name (asterisk22-pjsip-call-105-answered)."""
+        return await self.switch.phone_calls(device, number, caller_name, talk_seconds)
+
     def spy_mode(self, name):
         return self.switch.spy_modes.get(name)
 
@@ -180,7 +199,7 @@ class FakePBX:
     async def _serve(self, reader, writer):
         session = Session(self, reader, writer)
         self._sessions.add(session)
-        writer.write(banner(AMI_VERSION))
+        writer.write(banner(self.flavour.ami_version))
         watchdog = asyncio.get_running_loop().call_later(self.auth_timeout, self._auth_expired, session)
         parser = Parser(expect_banner=False, lenient_newlines=True)
         raw = b""
@@ -335,9 +354,9 @@ class FakePBX:
             if success:
                 shown = channel
                 if request.application.lower() == "pickupchan":
-                    # The picker's identity is swapped with the ringing leg's as it picks up.
-                    shown = self.switch.pickup_target(request.data) or channel
-                name, uniqueid, num, cid_name = shown.name, shown.uniqueid, channel.caller_num, channel.caller_name
+                    shown = self.switch.pickup_before_response(channel, request.data)
+                num, cid_name = channel.variables.get("__response_caller", (channel.caller_num, channel.caller_name))
+                name, uniqueid = shown.name, shown.uniqueid
             else:
                 num, cid_name = _callerid_or_unknown(request.caller_id)
                 name, uniqueid = request.channel, "<unknown>"
@@ -391,7 +410,8 @@ class FakePBX:
     async def _action_coresettings(self, session, action_id, fields, variables):
         # Shaped like Asterisk 20's reply (asterisk20-command-core-show-version); SystemName says
         # which PBX this is, so `ami_check` against the simulator does not pass for a real one.
-        session.respond(action_id, "Success", ("AMIversion", AMI_VERSION), ("AsteriskVersion", ASTERISK_VERSION),
+        session.respond(action_id, "Success", ("AMIversion", self.flavour.ami_version),
+                        ("AsteriskVersion", self.flavour.asterisk_version),
                         ("SystemName", "simulated-pbx"), ("CoreMaxCalls", "0"), ("CoreMaxLoadAvg", "0.000000"),
                         ("CoreRunUser", ""), ("CoreRunGroup", ""), ("CoreMaxFilehandles", "0"),
                         ("CoreRealTimeEnabled", "No"), ("CoreCDRenabled", "Yes"), ("CoreHTTPenabled", "No"),

@@ -1,0 +1,301 @@
+"""The simulated PBX against the real captures, field by field, for the behaviours the product was
+caught out by on a real Asterisk 20 (chan_sip) and Asterisk 22 (PJSIP).
+
+Each test replays a capture's `.sent.txt` (or makes the same moves the capture lab made from its
+CLI or its headsets) against a fresh simulator of the right flavour, then compares what the product
+reads: the message kinds and the values of PRODUCT_FIELDS. Channel names, uniqueids and bridge ids
+differ between runs, so both sides are renamed by order of first appearance (`PJSIP/105-#1`,
+`uid#3`, `bridge#1`) before comparing. Inside one action's segment Asterisk's own order varies
+between runs, so segments are compared as sorted lists, and the orders that matter are asserted
+on their own.
+"""
+
+import asyncio
+import re
+from collections import Counter
+
+import pytest
+
+from fakepbx import FakePBX
+from supervision.ami.protocol import encode
+from tests.captures import capture_messages, sent_messages
+from tests.conftest import FAKEPBX_FAST
+from tests.test_fakepbx import CAPTURE_USERS, Raw, is_reply
+
+pytestmark = pytest.mark.timeout(60)
+
+# The events and fields the product reads (supervision/ami, board, monitoring, presses).
+PRODUCT_EVENTS = {
+    "Newchannel", "Newstate", "Hangup", "OriginateResponse", "ChanSpyStart", "ChanSpyStop", "Pickup",
+    "BridgeEnter", "BridgeLeave", "DialEnd", "CoreShowChannel", "CoreShowChannelsComplete", "Status",
+    "LocalOptimizationBegin", "LocalOptimizationEnd",
+}
+PRODUCT_FIELDS = (
+    "Response", "Message", "Channel", "ChannelState", "Cause", "Cause-txt", "DialStatus", "DestChannel",
+    "SpyerChannel", "SpyeeChannel", "TargetChannel", "Application", "Data", "ApplicationData", "Context",
+    "Exten", "Reason", "Uniqueid", "Linkedid", "BridgeUniqueid", "BridgeId", "CallerIDNum", "ListItems",
+    "LocalOneChannel", "LocalTwoChannel",
+)
+CHANNEL = re.compile(r"\b((?:PJSIP|SIP|Local)/[^\s,]+?)-([0-9a-f]{8})(;[12])?(?=$|[\s,])")
+UNIQUEID = re.compile(r"\b\d{9,10}\.\d+\b")
+BRIDGE = re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b")
+
+LAB_USERS = dict(CAPTURE_USERS)
+
+
+class Renamer:
+    """Replaces run-specific ids by their order of first appearance."""
+
+    def __init__(self):
+        self.suffixes = {}  # (family, suffix) -> ordinal within the family
+        self.family_count = Counter()
+        self.ids = {}
+        self.bridges = {}
+
+    def _channel(self, match):
+        family, suffix, leg = match.group(1), match.group(2), match.group(3) or ""
+        key = (family, suffix)
+        if key not in self.suffixes:
+            self.family_count[family] += 1
+            self.suffixes[key] = self.family_count[family]
+        return f"{family}-#{self.suffixes[key]}{leg}"
+
+    def value(self, text):
+        text = CHANNEL.sub(self._channel, text)
+        text = UNIQUEID.sub(lambda m: f"uid#{self.ids.setdefault(m.group(0), len(self.ids) + 1)}", text)
+        return BRIDGE.sub(lambda m: f"bridge#{self.bridges.setdefault(m.group(0), len(self.bridges) + 1)}", text)
+
+    def concrete(self, family, ordinal):
+        for (fam, suffix), number in self.suffixes.items():
+            if fam == family and number == ordinal:
+                return suffix
+        return None
+
+
+def product_view(messages, fields=PRODUCT_FIELDS, events=PRODUCT_EVENTS):
+    """[(kind, ((field, renamed value), ...)), ...] for the messages the product reads."""
+    names = Renamer()
+    out = []
+    for message in messages:
+        if message.event is not None and message.event not in events:
+            continue
+        kind = message.event or f"Response: {message.response}"
+        out.append((kind, tuple((key, names.value(message[key])) for key in fields if key in message)))
+    return out
+
+
+def product_segments(messages, **kwargs):
+    out, current = [], []
+    for item in product_view(messages, **kwargs):
+        if item[0].startswith("Response: "):
+            out.append(sorted(current))
+            current = [item]
+        else:
+            current.append(item)
+    out.append(sorted(current))
+    return out
+
+
+def lab_pbx(flavour, **options):
+    """The capture lab's PBX: headsets 104-108 and 1050 answer at once when asked to auto-answer
+    (Call-Info / AUTOANSWER), else ring first; 106 rings long; 108 answers `486 Busy`; nothing
+    listens behind 998; 999 never registered."""
+    pbx = FakePBX(port=0, users=LAB_USERS, flavour=flavour, **{**FAKEPBX_FAST, **options})
+    tech = "PJSIP" if flavour == "asterisk22" else "SIP"
+    for ext in ("104", "105", "107", "1050"):
+        pbx.set_phone(f"{tech}/{ext}", "autoanswer", ring_seconds=0.05)
+    pbx.set_phone(f"{tech}/106", "autoanswer", ring_seconds=30)
+    pbx.set_phone(f"{tech}/108", "busy")
+    pbx.set_phone(f"{tech}/998", "unreachable")
+    pbx.set_phone(f"{tech}/999", "unregistered")
+    return pbx
+
+
+async def replay(name, flavour, *, moves=None, pbx_options=None, skip=()):
+    """Send the capture's actions to a fresh simulator; `moves[action_id]` is a coroutine
+    function `(pbx, conn)` run once that action's reply arrived (what the lab did outside AMI).
+    Channel names and uniqueids in the actions are rewritten to ours (same family, same ordinal).
+    Actions whose ActionID is in `skip` are neither sent nor compared (the simulator does not
+    answer them). Returns (capture messages, our messages)."""
+    moves = moves or {}
+    _, capture = capture_messages(name)
+    capture = [m for m in capture if m.action_id not in skip]
+    capture_names = Renamer()
+    for message in capture:
+        for _, value in message.pairs:
+            capture_names.value(value)
+    pbx = lab_pbx(flavour, **(pbx_options or {}))
+    await pbx.start()
+    try:
+        conn = await Raw.connect(pbx)
+        ours = Renamer()
+        for action in sent_messages(name):
+            if action.action_id in skip:
+                continue
+            for message in conn.messages:
+                for _, value in message.pairs:
+                    ours.value(value)
+            pairs = [(key, _rewrite(value, capture_names, ours)) for key, value in action.pairs]
+            if action.get("Action") == "Originate":
+                pairs = [(k, str(int(v) // 20) if k == "Timeout" else v) for k, v in pairs]
+            conn.send_bytes(encode(pairs))
+            action_id = action.action_id
+            if action.get("Action") == "Logoff":
+                await conn.until_eof()
+                break
+            reply = await conn.wait_for(lambda m, a=action_id: is_reply(m, a))
+            if action.get("Action") == "Originate" and reply.response == "Success":
+                expected = [m for m in capture if m.event == "OriginateResponse" and m.action_id == action_id]
+                if expected:
+                    await conn.event("OriginateResponse", ActionID=action_id)
+            if action_id in moves:
+                await moves[action_id](pbx, conn)
+            await asyncio.sleep(0.1)  # ChanSpy attaches, the call settles, as the lab's scripts paused
+        return capture, conn.messages
+    finally:
+        await pbx.stop()
+
+
+def _rewrite(value, capture_names, ours):
+    def channel(match):
+        family, suffix, leg = match.group(1), match.group(2), match.group(3) or ""
+        ordinal = capture_names.suffixes.get((family, suffix))
+        mine = ours.concrete(family, ordinal) if ordinal else None
+        return f"{family}-{mine}{leg}" if mine else match.group(0)
+
+    def uniqueid(match):
+        ordinal = capture_names.ids.get(match.group(0))
+        for value, number in ours.ids.items():
+            if number == ordinal:
+                return value
+        return match.group(0)
+
+    return UNIQUEID.sub(uniqueid, CHANNEL.sub(channel, value))
+
+
+def events_of(messages, name, **match):
+    return [m for m in messages if m.event == name and all(m.get(k) == v for k, v in match.items())]
+
+
+async def trainee_dials_customer(pbx, conn):
+    """The lab's headset 105 dials 5551234 (the Asterisk 22 trainee call)."""
+    await pbx.phone_calls("PJSIP/105", "5551234", caller_name="Dmitry Ivanov")
+    await conn.event("BridgeEnter", CallerIDNum="105")
+
+
+def assert_same_segments(capture, ours, **kwargs):
+    expected, got = product_segments(capture, **kwargs), product_segments(ours, **kwargs)
+    assert len(got) == len(expected)
+    for index, (want, have) in enumerate(zip(expected, got)):
+        missing = [item for item in want if item not in have]
+        extra = [item for item in have if item not in want]
+        assert have == want, f"segment {index}: missing {missing}, extra {extra}"
+
+
+# --- Asterisk 22: the PJSIP Local route -----------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["asterisk22-pjsip-chanspy-listen", "asterisk22-pjsip-chanspy-barge",
+                                  "asterisk22-pjsip-chanspy-listen-alert-info"])
+async def test_spy_through_the_local_route_has_three_channels(name):
+    capture, ours = await replay(name, "asterisk22", moves={"login-1": trainee_dials_customer})
+    assert_same_segments(capture, ours)
+    start = events_of(ours, "ChanSpyStart")[0]
+    answered = next(m for m in ours if m.event == "OriginateResponse" and m.action_id.startswith("spy"))
+    assert start["SpyerChannel"] == answered["Channel"] and answered["Channel"].endswith(";1")
+    phone_leg = events_of(ours, "BridgeEnter", CallerIDNum="104")[0]
+    two = answered["Channel"][:-1] + "2"
+    assert events_of(ours, "BridgeEnter", Channel=two)[0]["BridgeUniqueid"] == phone_leg["BridgeUniqueid"]
+
+
+async def test_whisper_through_the_local_route_without_a_beep_file_ends_at_once():
+    # The Asterisk 22 lab had no `beep` sound either: the whisper spy (no `q`) answers, then its
+    # `;1` hangs up at once with no ChanSpyStart, as in asterisk20-whisper-no-beep.
+    capture, ours = await replay("asterisk22-pjsip-chanspy-whisper", "asterisk22",
+                                 moves={"login-1": trainee_dials_customer}, pbx_options={"missing_sounds": {"beep"}})
+    assert_same_segments(capture, ours)
+    assert not events_of(ours, "ChanSpyStart")
+
+
+async def test_coreshowchannels_lists_the_three_channels_of_a_spy():
+    capture, ours = await replay("asterisk22-pjsip-coreshowchannels", "asterisk22",
+                                 moves={"login-1": trainee_dials_customer})
+    assert_same_segments(capture, ours)
+    listed = {m["Channel"]: m for m in events_of(ours, "CoreShowChannel")}
+    spy = next(m for m in listed.values() if m["Application"] == "ChanSpy")
+    assert spy["Channel"].endswith(";1") and spy["ApplicationData"].endswith(",qx") and spy["BridgeId"] == ""
+    dial = listed[spy["Channel"][:-1] + "2"]
+    assert dial["Application"] == "Dial"
+    assert dial["ApplicationData"] == "PJSIP/104,30,b(dashboard-autoanswer^s^1(call-info))"
+    phone = next(m for m in listed.values() if m["Channel"].startswith("PJSIP/104-"))
+    assert (phone["Application"], phone["BridgeId"]) == ("AppDial", dial["BridgeId"])
+
+
+async def test_without_auto_answer_the_originate_response_waits_for_the_phone():
+    capture, ours = await replay("asterisk22-pjsip-chanspy-listen-no-autoanswer", "asterisk22",
+                                 moves={"login-1": trainee_dials_customer})
+    assert_same_segments(capture, ours)
+    for messages in (capture, ours):
+        kinds = [(m.event, m.get("Channel", "")[:9], m.get("ChannelState")) for m in messages]
+        ringing = kinds.index(("Newstate", "PJSIP/104", "5"))
+        assert ringing < kinds.index(("Newstate", "PJSIP/104", "6")) < kinds.index(("OriginateResponse", "Local/104", None))
+
+
+async def test_playdtmf_received_on_the_spy_leg_switches_modes():
+    capture, ours = await replay("asterisk22-pjsip-chanspy-switch-dtmf-playdtmf", "asterisk22",
+                                 moves={"login-1": trainee_dials_customer})
+    dtmf = {"DTMFBegin", "DTMFEnd"}  # a real PBX sends only DTMFEnd here; a DTMFBegin would show
+    assert_same_segments(capture, ours, events=PRODUCT_EVENTS | dtmf,
+                         fields=PRODUCT_FIELDS + ("Digit", "Direction"))
+
+
+async def test_busy_own_phone_takes_a_second_call_through_the_local_route():
+    async def curator_and_trainee_calls(pbx, conn):
+        await pbx.phone_calls("PJSIP/104", "200", caller_name="Anna Petrova")
+        await trainee_dials_customer(pbx, conn)
+
+    capture, ours = await replay("asterisk22-pjsip-busy-own-phone", "asterisk22",
+                                 moves={"login-1": curator_and_trainee_calls}, skip=("dsl-busy",))
+    assert_same_segments(capture, ours)
+    listed = [m["Channel"] for m in events_of(ours, "CoreShowChannel") if m["Channel"].startswith("PJSIP/104-")]
+    assert len(listed) == 2
+
+
+async def test_playback_through_the_local_route_hangs_up_when_the_file_ends():
+    async def until_played(pbx, conn):
+        await conn.event("Hangup", Channel=(await conn.event("OriginateResponse", ActionID="play-lesson"))["Channel"])
+
+    capture, ours = await replay("asterisk22-pjsip-originate-playback", "asterisk22", moves={"play-lesson": until_played})
+    assert_same_segments(capture, ours)
+
+
+async def test_channel_counters_start_again_after_a_restart():
+    pbx = lab_pbx("asterisk22")
+    await pbx.start()
+    try:
+        first = await pbx.phone_calls("PJSIP/105", "5551234")
+        await pbx.stop()
+        await pbx.start()
+        again = await pbx.phone_calls("PJSIP/105", "5551234")
+    finally:
+        await pbx.stop()
+    _, capture = capture_messages("asterisk22-pjsip-restart-core-restart-now-reconnect")
+    assert capture[0]["Uptime"] == "0" if capture[0].event == "FullyBooted" else True
+    assert first == again == "PJSIP/105-00000000"
+
+
+async def test_a_phone_placing_a_call_looks_like_the_trainee_call():
+    pbx = lab_pbx("asterisk22")
+    await pbx.start()
+    try:
+        conn = await Raw.connect(pbx)
+        await conn.login("admin", "adminsecret")
+        await pbx.phone_calls("PJSIP/105", "5551234", caller_name="Dmitry Ivanov", talk_seconds=0.1)
+        await conn.event("Hangup", CallerIDNum="105", Exten="5551234")
+        conn.send("Logoff", {}, "logoff-1")
+        ours = await conn.until_eof()
+    finally:
+        await pbx.stop()
+    _, capture = capture_messages("asterisk22-pjsip-call-105-answered")
+    assert_same_segments(capture, ours)
+    view = [kind for kind, _ in product_view(ours)]
+    assert view.index("BridgeEnter") < view.index("Hangup")
