@@ -5,6 +5,12 @@ that keeps every other phone's calls off his WebSocket.
 Saving or deleting a user or an extension, and changing a group's or a user's permissions or
 groups, tells every open dashboard to look again (`roster.changed` on the board group), so a
 reassigned trainee's calls leave the old team's pages and a right taken away leaves the buttons.
+These receivers are connected by SupervisionConfig.ready(), so every process that changes the
+roster (`manage.py import_roster`, a shell, the admin) tells the pages, through the shared layer.
+
+A logout ends that session's sockets (`session.logged_out` to the user's group, naming the
+session by its digest); any save or deletion of a user makes his sockets check their session
+again (`session.check`): a changed password, a deactivated or deleted user ends them.
 """
 
 import logging
@@ -14,9 +20,11 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import transaction
 from django.contrib.auth.models import Group
+from django.contrib.auth.signals import user_logged_out
 from django.db.models.signals import m2m_changed, post_delete, post_save
 
 from accounts.models import Extension, User
+from accounts.sessions import session_key_digest
 from supervision import policy
 
 logger = logging.getLogger(__name__)
@@ -98,3 +106,33 @@ for _model in (User, Extension):
 post_delete.connect(announce_roster_change, sender=Group, dispatch_uid="dashboards-Group-deleted")
 for _through in (Group.permissions.through, User.groups.through, User.user_permissions.through):
     m2m_changed.connect(announce_rights_change, sender=_through, dispatch_uid=f"dashboards-{_through.__name__}-changed")
+
+
+def _tell_user(user_id, message):
+    from supervision.bridge import user_group
+
+    try:
+        async_to_sync(get_channel_layer().group_send)(user_group(user_id), message)
+    except Exception:  # noqa: BLE001 - a periodic re-check still ends the sockets (consumers)
+        logger.warning("could not tell the sockets of user %s about their session", user_id, exc_info=True)
+
+
+def end_logged_out_session(sender, request=None, user=None, **_kwargs):
+    """Sent before Django deletes the session: the message names it, so its sockets close without
+    asking the database (which may still hold the session for a moment)."""
+    session = getattr(request, "session", None)
+    if user is None or user.pk is None or session is None or not session.session_key:
+        return
+    _tell_user(user.pk, {"type": "session.logged_out", "session": session_key_digest(session.session_key)})
+
+
+def recheck_sessions(sender, instance, update_fields=None, **_kwargs):
+    if update_fields == {"last_login"}:
+        return
+    user_id = instance.pk
+    transaction.on_commit(lambda: _tell_user(user_id, {"type": "session.check"}))
+
+
+user_logged_out.connect(end_logged_out_session, dispatch_uid="sockets-session-logged-out")
+post_save.connect(recheck_sessions, sender=User, dispatch_uid="sockets-user-saved")
+post_delete.connect(recheck_sessions, sender=User, dispatch_uid="sockets-user-deleted")

@@ -6,8 +6,10 @@ The same filters drive the page and the CSV export.
 
 import csv
 import datetime
+import re
 
 from django import forms
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
@@ -43,6 +45,16 @@ CSV_COLUMNS = [
 ]
 
 
+# The audit's dates lie far inside these; a date outside them (9999-12-31, 0001-01-01) would overflow
+# when it becomes the end of its day in the site's time zone.
+FIRST_DAY, LAST_DAY = datetime.date(2000, 1, 1), datetime.date(9998, 12, 31)
+
+
+def _date_field(label):
+    return forms.DateField(label=label, required=False, widget=forms.DateInput(attrs={"type": "date"}),
+                           validators=[MinValueValidator(FIRST_DAY), MaxValueValidator(LAST_DAY)])
+
+
 def may_see_audit(user):
     return user.is_authenticated and user.is_active and (user.is_superuser or user.role in (Role.ADMIN, Role.CURATOR))
 
@@ -52,8 +64,8 @@ class AuditFilter(forms.Form):
                              help_text=_("who pressed, or who was monitored (name or login)"))
     mode = forms.ChoiceField(label=_("Mode"), required=False, choices=[("", _("any"))] + list(Mode.choices))
     outcome = forms.ChoiceField(label=_("Outcome"), required=False, choices=[("", _("any"))] + list(Outcome.choices))
-    date_from = forms.DateField(label=_("From"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
-    date_to = forms.DateField(label=_("To"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    date_from = _date_field(_("From"))
+    date_to = _date_field(_("To"))
 
     def clean(self):
         data = super().clean()
@@ -109,16 +121,31 @@ def audit(request):
     })
 
 
+# A spreadsheet runs a cell that starts with = + - @ (or a tab or CR before one) as a formula, and
+# may split the file at `,`, `;` or tab (Russian-locale Excel splits at `;`): every such piece of
+# every cell is guarded, not just the cell's first character.
+SEPARATORS = re.compile(r"([,;\t])")
+FORMULA_START = re.compile(r"\s*[=+\-@\r]")
+PLAIN_NUMBER = re.compile(r"\s*[+-]?[0-9]+(\.[0-9]+)?\s*")
+
+
+def spreadsheet_safe(text):
+    """`text` with a `'` before every piece (split at `,` `;` tab) that a spreadsheet would take
+    for a formula; plain numbers (-5, +79161234567) are left as they are."""
+    pieces = SEPARATORS.split(text)  # pieces at even places, separators at odd ones
+    for index in range(0, len(pieces), 2):
+        piece = pieces[index]
+        if FORMULA_START.match(piece) and not PLAIN_NUMBER.fullmatch(piece):
+            pieces[index] = "'" + piece
+    return "".join(pieces)
+
+
 def _cell(value):
-    """A spreadsheet would run `=...` as a formula: such cells are quoted with a leading '."""
     if value is None:
         return ""
     if isinstance(value, datetime.datetime):
         return timezone.localtime(value).isoformat(timespec="seconds")
-    text = str(value)
-    if text[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + text
-    return text
+    return spreadsheet_safe(str(value))
 
 
 @login_required

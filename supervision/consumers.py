@@ -31,6 +31,7 @@ from django.utils import translation
 from django.utils.translation.trans_real import parse_accept_lang_header
 from django.utils.translation import gettext as _
 
+from accounts import sessions
 from supervision import audience, jsontext
 from supervision.bridge import BOARD_GROUP, BRIDGE_CHANNEL, device_group, user_group
 
@@ -56,6 +57,12 @@ ACK_WINDOW_FRAMES = 200
 ACK_WINDOW_BYTES = 1_000_000
 STALE_CLOSE_SECONDS = 60  # a stale page pings every 20 s; this much silence means it is gone
 STALE_CLOSE_CODE = 4408  # the page reconnects at once and gets a snapshot
+# A socket lives only as long as the login session it opened with: logout (here or in any other
+# web server), expiry, a password change, the user deactivated or deleted. The signals say so at
+# once (audience: `session.logged_out`, `session.check`); this re-check is the backstop (expiry,
+# a session deleted in the database), one primary-key read per socket and period.
+SESSION_ENDED_CLOSE_CODE = 4401  # the page reloads: the server shows it the login page
+SESSION_RECHECK_SECONDS = 60
 
 # Browser command shapes: field -> (type, required). Anything else in the frame is refused.
 ID, MODE, TEXT = "id", "mode", "text"
@@ -114,7 +121,41 @@ class CommandSocket(AsyncWebsocketConsumer):
             return False
         self.language = self._language()
         self.user_group = user_group(self.user.pk)
+        session = self.scope.get("session")
+        self.session_key = session.session_key if session is not None else None
+        self.session_watch = asyncio.create_task(self._watch_session())
         return True
+
+    async def _session_live(self):
+        return await database_sync_to_async(sessions.live_user_id)(self.session_key) == self.user.pk
+
+    async def _end_session(self):
+        logger.info("socket of user %s closed: its login session ended", self.user.pk)
+        await self.close(code=SESSION_ENDED_CLOSE_CODE)
+
+    async def _watch_session(self):
+        while True:
+            await asyncio.sleep(SESSION_RECHECK_SECONDS * random.uniform(0.75, 1.25))
+            try:
+                live = await self._session_live()
+            except Exception:  # noqa: BLE001 - the database is away; presses are checked anyway
+                logger.warning("could not check the session of user %s", self.user.pk, exc_info=True)
+                continue
+            if not live:
+                return await self._end_session()
+
+    async def session_logged_out(self, event):
+        if self.session_key and event.get("session") == sessions.session_key_digest(self.session_key):
+            await self._end_session()
+
+    async def session_check(self, _event):
+        if not await self._session_live():
+            await self._end_session()
+
+    async def websocket_disconnect(self, message):
+        if getattr(self, "session_watch", None) is not None:
+            self.session_watch.cancel()
+        await super().websocket_disconnect(message)
 
 
     def _language(self):
@@ -149,6 +190,8 @@ class CommandSocket(AsyncWebsocketConsumer):
             return await self.send_error("bad_json", _("The message is not valid JSON."))
         if not isinstance(message, dict) or not isinstance(message.get("type"), str):
             return await self.send_error("bad_message", _("A message is a JSON object with a \"type\"."))
+        if (message["type"] in self.COMMANDS or message["type"] == "resync") and not await self._session_live():
+            return await self._end_session()  # a press (or the board) for a session that ended: nothing is sent
         if await self.page_message(message):
             return None
         if message["type"] not in self.COMMANDS:

@@ -219,8 +219,8 @@ class CallControl(presses.EventFollower):
 
         def judge(early, facts, link):
             decision, user, phone, shared, recording = facts
-            title = recording.title if recording is not None else ""
-            path = recording.path[:200] if recording is not None else ""
+            title = recording.title if recording is not None and shared else ""
+            path = recording.path[:200] if recording is not None and shared else ""
 
             def refuse(reason, text):
                 row = _row(Kind.PLAYBACK, user, phone, request.client, label=title, target_channel=path)
@@ -228,10 +228,11 @@ class CallControl(presses.EventFollower):
 
             if early:
                 return refuse(*early)
-            if recording is None:
-                return refuse("not_found", _("That recording does not exist (any more)."))
-            if not shared:
-                return refuse(shared.reason, shared.message)
+            # A recording one may not play is not named, neither on the page nor in one's own
+            # audit rows: an unknown id and someone's private one get the same words.
+            if recording is None or not shared:
+                return presses.refused(_row(Kind.PLAYBACK, user, phone, request.client), "not_found",
+                                       _("That recording does not exist or is not shared with you."))
             cannot = presses.cannot_ring(decision, phone, link, _("You have no phone in the roster to play to."))
             if cannot:
                 return refuse(*cannot)

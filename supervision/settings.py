@@ -1,7 +1,10 @@
 """The one settings module. Every knob is an environment variable; bad values fail loudly at start."""
 
+import datetime
 import os
+import re
 import secrets
+import tempfile
 from pathlib import Path
 
 import dj_database_url
@@ -72,25 +75,73 @@ def env_choice(name, default, choices):
     return value
 
 
+# Placeholders that deployment examples and tutorials carry; a site that copied one has no secret.
+KNOWN_PLACEHOLDER_KEYS = {
+    "change-me-to-at-least-50-random-characters-from-a-password-generator",
+}
+PLACEHOLDER_WORDS = ("change-me", "changeme", "example", "placeholder", "django-insecure", "secret-key", "replace")
+MIN_SECRET_KEY_LENGTH = 50
+MIN_SECRET_KEY_DISTINCT = 16  # a generated key of 50+ characters has far more; "aaaa…" or "abab…" has few
+
+
+def check_secret_key(key):
+    """Refuse a key that is short, a known placeholder, or plainly not random (too few distinct
+    characters): signed sessions, CSRF tokens and password-reset links are only as good as it."""
+    if len(key) < MIN_SECRET_KEY_LENGTH:
+        raise ImproperlyConfigured(f"DJANGO_SECRET_KEY must be at least {MIN_SECRET_KEY_LENGTH} characters")
+    lowered = key.lower()
+    if key in KNOWN_PLACEHOLDER_KEYS or any(word in lowered for word in PLACEHOLDER_WORDS):
+        raise ImproperlyConfigured("DJANGO_SECRET_KEY is a placeholder; generate one, e.g. "
+                                   "python3 -c 'import secrets; print(secrets.token_urlsafe(64))'")
+    if len(set(key)) < MIN_SECRET_KEY_DISTINCT:
+        raise ImproperlyConfigured(f"DJANGO_SECRET_KEY has fewer than {MIN_SECRET_KEY_DISTINCT} distinct characters: "
+                                   "it is not random")
+    return key
+
+
+def _generated_key(path):
+    """The checkout's own key, created once: written to a private temporary file (0600 from its
+    first byte) and linked into place, so a second process starting at the same moment either
+    links first or reads the finished file, never a half-written or world-readable one."""
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=".secret_key.")  # mode 0600
+    try:
+        with os.fdopen(descriptor, "w") as file:
+            file.write(secrets.token_urlsafe(64))
+        try:
+            os.link(temporary, path)  # atomic; fails if another process got there first
+        except FileExistsError:
+            pass
+    finally:
+        os.unlink(temporary)
+    return path.read_text().strip()
+
+
 def _secret_key():
     key = env_str("DJANGO_SECRET_KEY")
     if key:
-        if len(key) < 50:
-            raise ImproperlyConfigured("DJANGO_SECRET_KEY must be at least 50 characters")
-        return key
+        return check_secret_key(key)
     # Without a configured key, keep one per checkout so sessions survive restarts of `make run`.
-    path = VAR_DIR / "secret_key"
-    if not path.exists():
-        VAR_DIR.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_urlsafe(64))
-        path.chmod(0o600)
-    return path.read_text().strip()
+    return check_secret_key(_generated_key(VAR_DIR / "secret_key"))
 
 
 SECRET_KEY = _secret_key()
 DEBUG = env_bool("DJANGO_DEBUG", False)
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["127.0.0.1", "localhost"])
+if "*" in ALLOWED_HOSTS and not DEBUG:
+    # Any Host header would be believed: password-reset links, redirects and the WebSocket origin
+    # check all trust it. Name the site's hosts.
+    raise ImproperlyConfigured("DJANGO_ALLOWED_HOSTS=* is allowed only with DJANGO_DEBUG=1; list the site's host names")
+# Other origins (scheme://host[:port]) whose pages may post forms and open WebSockets here, e.g. a
+# site reached through a proxy on another port. The site's own origin is always accepted.
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
+for _origin in CSRF_TRUSTED_ORIGINS:
+    if not re.fullmatch(r"https?://[^/\s]+", _origin):
+        raise ImproperlyConfigured(f"DJANGO_CSRF_TRUSTED_ORIGINS: {_origin!r} is not scheme://host[:port]")
 
 # Production behind a TLS-terminating proxy: DJANGO_HTTPS=1 turns on secure cookies, HSTS and redirects.
 HTTPS = env_bool("DJANGO_HTTPS", False)
@@ -120,8 +171,9 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "channels",
+    "axes",
     "accounts",
-    "supervision",
+    "supervision.apps.SupervisionConfig",
 ]
 
 MIDDLEWARE = [
@@ -134,6 +186,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "axes.middleware.AxesMiddleware",  # last: turns a refused (throttled) login into its page
 ]
 
 ROOT_URLCONF = "supervision.urls"
@@ -210,6 +264,8 @@ else:
     }
 
 AUTH_USER_MODEL = "accounts.User"
+# The throttle first: a locked-out user or address is refused before its password is hashed.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -219,6 +275,36 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "dashboard"
 LOGOUT_REDIRECT_URL = "login"
+
+# Login throttling (django-axes): after LOGIN_FAILURE_LIMIT wrong passwords for one user name, or
+# from one address, logins from there are refused for LOGIN_LOCKOUT_MINUTES (every further try
+# restarts the wait). The address is the connection's (daphne --proxy-headers puts the proxy's
+# X-Forwarded-For there); a client's own X-Forwarded-For is never read. Unlock: the admin's
+# "Access attempts" (delete the rows), or `manage.py axes_reset_username <name>` / `axes_reset_ip <ip>`.
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 10, minimum=1)
+LOGIN_LOCKOUT_MINUTES = env_int("LOGIN_LOCKOUT_MINUTES", 15, minimum=1)
+AXES_COOLOFF_TIME = datetime.timedelta(minutes=LOGIN_LOCKOUT_MINUTES)
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "accounts.lockout.locked_out"
+AXES_IPWARE_META_PRECEDENCE_ORDER = ["REMOTE_ADDR"]
+AXES_VERBOSE = False
+
+# Content-Security-Policy: the pages load their scripts and styles from this site only and run no
+# inline script; the sockets go to this site only. Nothing may frame the pages.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    },
+}
 
 LANGUAGE_CODE = "en"
 LANGUAGES = [("en", "English"), ("ru", "Русский")]
@@ -272,6 +358,14 @@ AMI_BRIDGE = env_choice("AMI_BRIDGE", "embedded", ["embedded", "external", "off"
 # three beats tells its page the bridge is gone (an `ami_bridge` process killed).
 BRIDGE_HEARTBEAT_SECONDS = env_float("BRIDGE_HEARTBEAT_SECONDS", 5.0, minimum=0.1)
 AMI_DIAL_CONTEXT = env_str("AMI_DIAL_CONTEXT", "from-internal")
+# What click-to-call may dial (a regular expression the whole number must match). Digits only by
+# default: `*` and `#` reach feature codes (directed pickup `**<ext>`, ChanSpy codes, voicemail)
+# that the dial context offers to its phones. A site that dials out with a `+` sets e.g. `\+?[0-9]{3,15}`.
+DIAL_NUMBER_PATTERN = env_str("DIAL_NUMBER_PATTERN", "[0-9]{1,20}")
+try:
+    re.compile(DIAL_NUMBER_PATTERN)
+except re.error as exc:
+    raise ImproperlyConfigured(f"DIAL_NUMBER_PATTERN={DIAL_NUMBER_PATTERN!r} is not a regular expression: {exc}") from None
 AMI_ORIGINATE_TIMEOUT_MS = env_int("AMI_ORIGINATE_TIMEOUT_MS", 30000, minimum=1000)
 
 # ChanSpy options per mode (design card: listen qx, whisper wx, barge qBx).
@@ -280,9 +374,10 @@ SPY_OPTIONS = {
     "whisper": env_str("SPY_OPTIONS_WHISPER", "wx"),
     "barge": env_str("SPY_OPTIONS_BARGE", "qBx"),
 }
+SPY_OPTIONS_PATTERN = "[A-Za-z0-9]+"  # ASCII; the action builder checks against this same pattern
 for _mode, _options in SPY_OPTIONS.items():
-    if not _options.isalnum():
-        raise ImproperlyConfigured(f"SPY_OPTIONS_{_mode.upper()}={_options!r} may hold only letters and digits")
+    if not re.fullmatch(SPY_OPTIONS_PATTERN, _options):
+        raise ImproperlyConfigured(f"SPY_OPTIONS_{_mode.upper()}={_options!r} may hold only letters and digits (A-Z, a-z, 0-9)")
 NOTIFY_MONITORED = env_bool("NOTIFY_MONITORED", True)
 RECORDINGS_ROOT = env_str("RECORDINGS_ROOT", "/var/lib/asterisk/sounds/training")
 if not RECORDINGS_ROOT.startswith("/"):

@@ -237,10 +237,16 @@ async def test_a_recording_not_shared_with_you_is_refused(fakepbx, bridge, roste
     await press(bridge, people["anna"], {"type": "playback", "recording": str(other.pk)})
     second = await inbox.next(state="denied")
 
-    assert (first["reason"], first["text"]) == ("not_shared", "“Petrova's notes” is not shared with you.")
-    assert (second["reason"], second["text"]) == ("not_shared", "“Smirnov's lesson” is not shared with you.")
+    # The same words (and reason) as for an id that does not exist: a private title is never named,
+    # neither on the page nor in the presser's own audit rows.
+    await press(bridge, people["anna"], {"type": "playback", "recording": str(other.pk + 1000)})
+    unknown = await inbox.next(state="denied")
+    refused = ("not_found", "That recording does not exist or is not shared with you.")
+    assert (first["reason"], first["text"]) == (second["reason"], second["text"]) == (unknown["reason"], unknown["text"]) == refused
     assert originates(fakepbx) == []
-    assert [(r["outcome"], r["reason"]) for r in await rows(kind="playback")] == [("denied", "not_shared")] * 2
+    playback_rows = await rows(kind="playback")
+    assert [(r["outcome"], r["reason"], r["target_label"], r["target_channel"]) for r in playback_rows] == [
+        ("denied", "not_found", "", "")] * 3
 
 
 @pytest.mark.django_db(transaction=True)

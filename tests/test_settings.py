@@ -12,7 +12,7 @@ from supervision import settings as app_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 PRODUCTION = {
-    "DJANGO_SECRET_KEY": "p" * 20 + "Zq9#x-" * 7,
+    "DJANGO_SECRET_KEY": "vQ7-kR2xW9_tLm4pZs8Yb3NcJh6FdG0aUe5TrKo1iXwMqEyBnPl",
     "DJANGO_DEBUG": "0",
     "DJANGO_HTTPS": "1",
     "DJANGO_ALLOWED_HOSTS": "dash.example.com",

@@ -13,6 +13,7 @@
   const ACK_EVERY_FRAMES = 50;
   const ACK_AFTER_MS = 500;
   const STALE_CLOSE_CODE = 4408; // the server closed a page that fell behind and stayed silent
+  const SESSION_ENDED_CLOSE_CODE = 4401; // logged out (here or elsewhere): the server shows the login page
 
   const $ = (id) => document.getElementById(id);
   const fmt = (text, values) => text.replace(/%\((\w+)\)s/g, (_, key) => (values[key] ?? ""));
@@ -53,6 +54,7 @@
     };
     socket.onclose = (event) => {
       socket = null;
+      if (event.code === SESSION_ENDED_CLOSE_CODE) { location.reload(); return; }
       if (event.code === STALE_CLOSE_CODE) retry = 0; // fell behind: come back at once
       const delay = Math.min(30, 2 ** retry) * (0.5 + Math.random() / 2);
       retry += 1;

@@ -27,8 +27,9 @@
         pageStatus.textContent = L.error + ": " + (message.message || message.code);
       }
     };
-    socket.onclose = () => {
+    socket.onclose = (event) => {
       socket = null;
+      if (event.code === 4401) { location.reload(); return; } // the login session ended
       buttons.forEach((b) => { b.disabled = true; });
       pageStatus.textContent = L.offline;
       const delay = Math.min(30, 2 ** retry);
