@@ -24,6 +24,15 @@ Decisions (the captures show Asterisk 20 sends no timestamp on Newstate):
 - Diffs, snapshots and lookups hand out copies: nothing the board does later changes what was
   already sent. Diffs are shallow copies (the board replaces its `peers`/`spied_by` lists, never
   mutates them): treat them as read-only. Snapshots and lookups copy the lists too.
+- A person's phone on a real PBX is more than one channel (docs/architecture.md, "A person's phone
+  on the board"): on the PJSIP route the Originate's `Local/104@ctx-X;1` runs the application, its
+  twin `;2` dials the phone, and the phone's own leg `PJSIP/104-...` is bridged with `;2`. Two fields
+  are derived from the others, on every change, so that nobody has to walk the board to know them:
+  `leg` says that a channel is not a conversation but a leg of a ChanSpy, PickupChan or Playback
+  (`{"role", "of": the channel running it, "target": whom it spies on, "mode"}`), on the channel that
+  runs it, its Local twin and the phone leg bridged with that twin; `watchers` on a spied channel
+  names the phones (not the Local legs) that spy on it and in which mode. They are a pure function of
+  the other fields of the board (tests/test_board.py checks it after every event).
 - Every change to a channel yields an upsert diff with a fresh copy, so the board keeps the last
   copy it published per channel (`published()`): a snapshot for the channel layer is then a list
   of read-only dicts, no copying, and each one's JSON text is built once and kept until the
@@ -59,6 +68,10 @@ _CALLER_FIELDS = (
     ("ConnectedLineName", "connected_name"),
 )
 _OPTION_ARGUMENT = re.compile(r"\([^)]*\)")
+# Applications whose channel is not a conversation: nobody may be spied on or picked up through it.
+LEG_ROLES = {"chanspy": "spy", "pickupchan": "pickup", "playback": "playback"}
+# ChanSpy's `d` option: DTMF 4/5/6 received on the spy leg switch spy/whisper/barge (app_chanspy.c).
+SPY_DTMF_MODES = {"4": "listen", "5": "whisper", "6": "barge"}
 
 
 def device_of(name):
@@ -77,6 +90,17 @@ def created_at_of(uniqueid):
         return float(uniqueid.rpartition(".")[0].rpartition("-")[2])
     except ValueError:
         return None
+
+
+def local_twin(name):
+    """`Local/104@ctx-0000001b;1` <-> `...;2`; None for a channel that is not half of a Local pair."""
+    if name.startswith("Local/") and name[-2:] in (";1", ";2"):
+        return name[:-1] + ("2" if name[-1] == "1" else "1")
+    return None
+
+
+def role_of(application):
+    return LEG_ROLES.get((application or "").lower())
 
 
 def chanspy_arguments(data):
@@ -115,6 +139,9 @@ def _copy(channel):
     copy = dict(channel)
     copy["peers"] = list(copy["peers"])
     copy["spied_by"] = list(copy["spied_by"])
+    copy["watchers"] = [dict(w) for w in copy["watchers"]]
+    if copy["leg"] is not None:
+        copy["leg"] = dict(copy["leg"])
     return copy
 
 
@@ -145,6 +172,8 @@ def _new_channel(name, get, state):
         "spied_by": [],
         "spying_on": None,
         "spy_mode": None,
+        "leg": None,
+        "watchers": [],
     }
 
 
@@ -154,6 +183,10 @@ class Board:
         self._channels = {}  # name -> channel dict; only copies leave the board
         self._bridges = {}  # bridge id -> set of member channel names
         self._app_data = {}  # name -> application data (ChanSpy target and options)
+        self._picked = set()  # channels a Pickup event named as the picker: conversations now
+        self._dialers = {}  # channel name -> the channel whose Dial created it (DialBegin)
+        self._dialed = {}  # the other way: channel name -> names it dialled
+        self._orphans = []  # channels whose dialler just hung up: their derived fields to look at
         # Kept from the diffs (see _record): what was last published per channel, never changed
         # afterwards; its JSON text, built when first asked for; the names on each phone.
         self._published = {}  # name -> channel dict of its last upsert diff
@@ -173,8 +206,11 @@ class Board:
             "BridgeEnter": self._on_bridge_enter,
             "BridgeLeave": self._on_bridge_leave,
             "BridgeDestroy": self._on_bridge_destroy,
+            "DialBegin": self._on_dial_begin,
             "ChanSpyStart": self._on_chanspy_start,
             "ChanSpyStop": self._on_chanspy_stop,
+            "Pickup": self._on_pickup,
+            "DTMFEnd": self._on_dtmf_end,
             "Hangup": self._on_hangup,
         }
 
@@ -211,6 +247,26 @@ class Board:
         channels.sort(key=lambda channel: (channel["created_at"] or 0.0, _sequence(channel["uniqueid"])))
         return [_copy(channel) for channel in channels]
 
+    def conversation_of(self, device):
+        """The call a press on this phone may reach: like `live_channel`, among that phone's
+        conversations only. A leg of a ChanSpy, PickupChan or Playback (`leg`), or a channel that
+        is itself spying, is never one: a listen there would hear whatever that leg hears."""
+        best, best_key = None, None
+        for name in self._names_of(device):
+            channel = self._channels[name]
+            if channel["leg"] is not None or channel["spying_on"] is not None:
+                continue
+            key = (STATE_RANK.get(channel["state"], 0), channel["created_at"] or 0.0, -_sequence(channel["uniqueid"]))
+            if best_key is None or key > best_key:
+                best, best_key = channel, key
+        return _copy(best) if best is not None else None
+
+    def owner_device(self, name):
+        """The phone a channel belongs to: its own device, except for the `;1` leg of a Local pair
+        whose `;2` is bridged with a phone's leg (the PJSIP route): that phone's device."""
+        channel = self._channels.get(name)
+        return self._owner_device(channel) if channel is not None else device_of(name)
+
     def live_channel(self, device):
         """The channel a supervisor means by "this phone's call": Up before ringing, then the
         newest call; within the same second the earlier channel (of a Local pair, the `;1` leg
@@ -232,9 +288,155 @@ class Board:
             return []
         diffs = handler(msg)
         if diffs:
+            diffs = self._derive(diffs)
             self.seq += 1
             self._record(diffs)
         return diffs
+
+    # -- derived fields: `leg` and `watchers` ------------------------------------------------
+
+    def _derive(self, diffs):
+        """Bring `leg` and `watchers` up to date around the channels these diffs touch; a channel
+        whose derived fields changed gets a fresh upsert (in place of its own, if it had one)."""
+        seeds = []
+        published = self._published
+        for diff in diffs:
+            if diff["op"] == "upsert":
+                channel = diff["channel"]
+                # Only a change of what the derived fields are made of can change them: bridge
+                # peers, spies, the spy target or mode, the application's role. Most changes (state,
+                # caller id, a dialplan step) are none of these and cost these few comparisons.
+                # (The board replaces the lists it changes, so `is` tells a changed list.)
+                old = published.get(channel["name"])
+                if old is None:
+                    if (channel["peers"] or channel["spied_by"] or channel["spying_on"] is not None
+                            or channel["application"].lower() in LEG_ROLES):
+                        seeds.append(channel["name"])
+                elif (old["peers"] is not channel["peers"] or old["spied_by"] is not channel["spied_by"]
+                        or old["spying_on"] != channel["spying_on"] or old["spy_mode"] != channel["spy_mode"]
+                        or (old["application"] != channel["application"]
+                            and LEG_ROLES.get(old["application"].lower()) != LEG_ROLES.get(channel["application"].lower()))):
+                    seeds.append(channel["name"])
+            else:
+                twin = local_twin(diff["name"])
+                if twin is not None:
+                    seeds.append(twin)
+        if self._orphans:
+            seeds.extend(self._orphans)
+            self._orphans = []
+        if not seeds:
+            return diffs
+        changed = self._refresh(self._around(seeds))
+        if not changed:
+            return diffs
+        out = []
+        for diff in diffs:
+            if diff["op"] == "upsert" and diff["channel"]["name"] in changed:
+                diff = _upsert(changed.pop(diff["channel"]["name"]))
+            out.append(diff)
+        out.extend(_upsert(channel) for channel in changed.values())
+        return out
+
+    def _refresh(self, names):
+        changed = {}
+        for name in names:
+            channel = self._channels.get(name)
+            if channel is None:
+                continue
+            leg, watchers = self._leg_of(channel), self._watchers_of(channel)
+            if leg != channel["leg"] or watchers != channel["watchers"]:
+                channel["leg"], channel["watchers"] = leg, watchers
+                changed[name] = channel
+        return changed
+
+    def _around(self, seeds):
+        """The seeds and every channel whose derived fields may depend on them: Local twins, bridge
+        peers, spy targets and spyers, up to three steps out (the phone leg of a `;2`, the `;1` that
+        runs the application, the channel that one spies on)."""
+        channels = self._channels
+        found = set(seeds)
+        frontier = list(found)
+        for _step in range(3):
+            reached = []
+            for name in frontier:
+                related = []
+                twin = local_twin(name)
+                if twin is not None:
+                    related.append(twin)
+                dialer = self._dialers.get(name)
+                if dialer is not None:
+                    related.append(dialer)
+                related.extend(self._dialed.get(name, ()))
+                channel = channels.get(name)
+                if channel is not None:
+                    related.extend(channel["peers"])
+                    related.extend(channel["spied_by"])
+                    if channel["spying_on"] is not None:
+                        related.append(channel["spying_on"])
+                    leg = channel["leg"]
+                    if leg is not None:  # what it was derived from may have changed or gone
+                        related.append(leg["of"])
+                        if leg["target"] is not None:
+                            related.append(leg["target"])
+                for other in related:
+                    if other not in found:
+                        found.add(other)
+                        reached.append(other)
+            if not reached:
+                break
+            frontier = reached
+        return found
+
+    def _leg_source(self, channel):
+        """The channel running the ChanSpy / PickupChan / Playback this channel is a leg of: itself,
+        its `;1` twin (it is that Local pair's `;2`), or the `;1` whose `;2` it is bridged with (it is
+        the phone's own leg on the PJSIP route: dialled by that `;2`, then bridged with it). None for
+        a conversation."""
+        if LEG_ROLES.get(channel["application"].lower()) is not None:
+            return channel
+        channels = self._channels
+        name = channel["name"]
+        if name.endswith(";2") and name.startswith("Local/"):
+            one = channels.get(name[:-1] + "1")
+            if one is not None and LEG_ROLES.get(one["application"].lower()) is not None:
+                return one
+        for peer in (self._dialers.get(name), *channel["peers"]):
+            if peer is not None and peer.endswith(";2") and peer.startswith("Local/"):
+                one = channels.get(peer[:-1] + "1")
+                if one is not None and one is not channel and LEG_ROLES.get(one["application"].lower()) is not None:
+                    return one
+        return None
+
+    def _leg_of(self, channel):
+        source = self._leg_source(channel)
+        if source is None:
+            return None
+        return {"role": LEG_ROLES[source["application"].lower()], "of": source["name"],
+                "target": source["spying_on"], "mode": source["spy_mode"]}
+
+    def _owner_device(self, channel):
+        name = channel["name"]
+        if name.endswith(";1") and name.startswith("Local/"):
+            two = name[:-1] + "2"
+            if two in self._channels:
+                for other in sorted(self._dialed.get(two, ())):
+                    if other in self._channels and not other.startswith("Local/"):
+                        return self._channels[other]["device"]
+                for peer in self._channels[two]["peers"]:
+                    if not peer.startswith("Local/") and peer in self._channels:
+                        return self._channels[peer]["device"]
+        return channel["device"]
+
+    def _watchers_of(self, channel):
+        if not channel["spied_by"]:
+            return []
+        watchers = []
+        for name in channel["spied_by"]:
+            spy = self._channels.get(name)
+            if spy is not None:
+                watchers.append({"device": self._owner_device(spy), "mode": spy["spy_mode"]})
+        watchers.sort(key=lambda watcher: (watcher["device"], watcher["mode"] or ""))
+        return watchers
 
     def _record(self, diffs):
         """Follow the published state and the per-phone index from the diffs themselves: every
@@ -305,6 +507,8 @@ class Board:
 
     def _set_application(self, channel, application, data):
         name = channel["name"]
+        if name in self._picked and application.lower() == "pickupchan":
+            return False  # a late OriginateResponse of a picker that already took the call
         if application == channel["application"] and data == self._app_data.get(name):
             return False
         self._app_data[name] = data
@@ -438,6 +642,21 @@ class Board:
                 touched[member] = channel
         return [_upsert(c) for c in touched.values()]
 
+    # -- dialling ---------------------------------------------------------------------------
+
+    def _on_dial_begin(self, msg):
+        """Remember who dialled whom: the phone leg a Local `;2` dials belongs to that pair's
+        application before the two are bridged. An Originate's own dial has no calling channel."""
+        get = msg.fields.get
+        caller, dest = get("Channel"), get("DestChannel")
+        # Only a Local `;2` dialling a phone makes that phone's leg part of an application's legs.
+        if not caller or not caller.endswith(";2") or dest not in self._channels or self._dialers.get(dest) == caller:
+            return []
+        self._dialers[dest] = caller
+        self._dialed.setdefault(caller, set()).add(dest)
+        changed = self._refresh(self._around([dest, caller]))
+        return [_upsert(channel) for channel in changed.values()]
+
     # -- spying ----------------------------------------------------------------------------
 
     def _detach_spy(self, spyer, touched):
@@ -476,6 +695,34 @@ class Board:
         self._detach_spy(spyer, touched)
         return [_upsert(c) for c in touched.values()]
 
+    def _on_dtmf_end(self, msg):
+        """ChanSpy with option `d` switches mode on DTMF 4/5/6 received by the spy leg (the
+        product's keypad switch presses them with PlayDTMF). Needs the AMI user's `dtmf` class."""
+        get = msg.fields.get
+        channel = self._channels.get(get("Channel"))
+        mode = SPY_DTMF_MODES.get(get("Digit") or "")
+        if channel is None or mode is None or channel["spy_mode"] is None or get("Direction") != "Received":
+            return []
+        _target, options = chanspy_arguments(self._app_data.get(channel["name"]))
+        if "d" not in options or channel["spy_mode"] == mode:
+            return []
+        channel["spy_mode"] = mode
+        return [_upsert(channel)]
+
+    # -- pickup ----------------------------------------------------------------------------
+
+    def _on_pickup(self, msg):
+        """The picker (`Channel`) took the ringing call: from now on it carries a conversation."""
+        channel = self._channels.get(msg.fields.get("Channel"))
+        if channel is None:
+            return []
+        self._picked.add(channel["name"])
+        if channel["application"].lower() != "pickupchan":
+            return []
+        channel["application"] = ""
+        self._app_data.pop(channel["name"], None)
+        return [_upsert(channel)]
+
     # -- hangup ----------------------------------------------------------------------------
 
     def _on_hangup(self, msg):
@@ -484,7 +731,14 @@ class Board:
         if channel is None:
             return []
         self._app_data.pop(name, None)
+        self._picked.discard(name)
+        dialer = self._dialers.pop(name, None)
+        if dialer is not None:
+            self._dialed.get(dialer, set()).discard(name)
         touched = {}
+        for dest in self._dialed.pop(name, ()):
+            self._dialers.pop(dest, None)
+            self._orphans.append(dest)  # its derived fields may have hung on this dialler
         members = self._bridges.get(channel["bridge_id"])
         if members is not None:
             members.discard(name)
@@ -524,6 +778,10 @@ class Board:
             data = get("ApplicationData") or ""
             channel["application"] = application
             channel["spy_mode"] = spy_mode_of(application, data)
+            if (channel["spy_mode"] is not None and previous is not None and previous["uniqueid"] == channel["uniqueid"]
+                    and previous["spy_mode"] is not None and self._app_data.get(name) == data):
+                # A keypad switch (option d) changed the mode; the listing still shows the options.
+                channel["spy_mode"] = previous["spy_mode"]
             app_data[name] = data
             bridge_id = get("BridgeId") or None
             if bridge_id:
@@ -544,14 +802,20 @@ class Board:
         for channel in channels.values():
             if len(channel["spied_by"]) > 1:
                 channel["spied_by"].sort()
+        self._channels, self._app_data = channels, app_data
+        self._bridges = bridges
+        self._picked &= set(channels)
+        self._dialers = {dest: dialer for dest, dialer in self._dialers.items() if dest in channels and dialer in channels}
+        self._dialed = {}
+        for dest, dialer in self._dialers.items():
+            self._dialed.setdefault(dialer, set()).add(dest)
+        self._refresh(channels)
         diffs = [_upsert(channel) for name, channel in channels.items() if old.get(name) != channel]
         diffs.extend(
             {"op": "remove", "name": name, "device": channel["device"]}
             for name, channel in old.items()
             if name not in channels
         )
-        self._channels, self._app_data = channels, app_data
-        self._bridges = bridges
         if diffs:
             self.seq += 1
             self._record(diffs)

@@ -27,6 +27,6 @@ def sent_messages(name):
 def server_capture_names():
     return sorted(
         path.stem
-        for path in CAPTURES.glob("asterisk20-*.txt")
+        for path in CAPTURES.glob("asterisk2*.txt")
         if not path.name.endswith(".sent.txt") and "sip-invite" not in path.name
     )

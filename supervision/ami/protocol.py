@@ -154,6 +154,10 @@ class Parser:
                 continue  # stray blank lines between frames
             if len(frame) > max_line:
                 self._check_frame_size(frame)
+            if frame[-1] == "\n" or "\n\r\n" in frame:
+                # Asterisk 22's PJSIPShowContacts ends its Message line in a bare LF before the
+                # CRLF (ami-captures asterisk22-pjsip-static-contacts-ami): not part of the value.
+                frame = frame.replace("\n\r\n", "\r\n").rstrip("\n")
             lines = [line.partition(": ") for line in frame.split("\r\n")]
             for key, sep, _value in lines:
                 if not sep or not key:
