@@ -119,8 +119,12 @@ SOUND_PATH_RE = re.compile(r"(/[A-Za-z0-9_-]+)+")
 
 
 def check_number(number):
+    """A number that cannot inject anything, and that the site lets its people dial
+    (DIAL_NUMBER_PATTERN: digits only unless the site says otherwise)."""
     if not isinstance(number, str) or not DIAL_NUMBER_RE.fullmatch(number):
         raise UnsafeValue(f"not a dialable number: {number!r}")
+    if not re.fullmatch(settings.DIAL_NUMBER_PATTERN, number):
+        raise UnsafeValue(f"outside DIAL_NUMBER_PATTERN: {number!r}")
     return number
 
 

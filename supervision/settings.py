@@ -361,7 +361,7 @@ AMI_DIAL_CONTEXT = env_str("AMI_DIAL_CONTEXT", "from-internal")
 # What click-to-call may dial (a regular expression the whole number must match). Digits only by
 # default: `*` and `#` reach feature codes (directed pickup `**<ext>`, ChanSpy codes, voicemail)
 # that the dial context offers to its phones. A site that dials out with a `+` sets e.g. `\+?[0-9]{3,15}`.
-DIAL_NUMBER_PATTERN = env_str("DIAL_NUMBER_PATTERN", "[0-9]{1,20}")
+DIAL_NUMBER_PATTERN = env_str("DIAL_NUMBER_PATTERN", "[0-9]{1,32}")
 try:
     re.compile(DIAL_NUMBER_PATTERN)
 except re.error as exc:

@@ -56,6 +56,29 @@ NEEDS = {
 }
 
 
+# Contexts where phones themselves dial in stock dialplans (FreePBX, Asterisk's samples): their
+# feature codes (directed pickup **<ext>, ChanSpy codes, voicemail) are reachable from there.
+PHONE_CONTEXTS = {"from-internal", "default", "phones"}
+
+
+def dial_context_warning(dial_context, phone_contexts, pattern):
+    """A sentence when click-to-call dials into the phones' own context, else None."""
+    if dial_context not in PHONE_CONTEXTS | set(phone_contexts):
+        return None
+    return (f"Dial context: WARNING: AMI_DIAL_CONTEXT={dial_context} is where the phones themselves dial, so "
+            f"its feature codes (pickup, ChanSpy, voicemail) are one typed number away; only DIAL_NUMBER_PATTERN="
+            f"{pattern} keeps them out. A context with only the outside routes is safer (docs/deployment.md).")
+
+
+def _phone_contexts():
+    from accounts.models import Extension
+
+    try:
+        return set(Extension.objects.exclude(originate_context="").values_list("originate_context", flat=True))
+    except Exception:  # noqa: BLE001 - no database here: the stock names still count
+        return set()
+
+
 def is_call_event(msg):
     privilege = (msg.get("Privilege") or "").split(",")
     return "call" in privilege or msg.event in CALL_EVENTS
@@ -199,6 +222,9 @@ class Command(BaseCommand):
         previous = ami_log.level
         if options["verbosity"] < 2:
             ami_log.setLevel(logging.CRITICAL)  # the findings below say it all, in plainer words
+        warning = dial_context_warning(settings.AMI_DIAL_CONTEXT, _phone_contexts(), settings.DIAL_NUMBER_PATTERN)
+        if warning:
+            self.stdout.write(warning)
         try:
             code = asyncio.run(
                 check_pbx(
