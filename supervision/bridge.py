@@ -99,6 +99,9 @@ class Bridge:
         self.name = name
         self.handlers = {}
         self.event_listeners = []
+        self.resync_listeners = []
+        self.session_reporters = []
+        self.stopping = False  # stop() was called: what is in flight is left to the next run
         self.resync = RESYNC_PENDING
         self.resync_detail = ""
         self._device_seq = {}  # device -> seq of its last diff (sockets detect a lost message)
@@ -122,6 +125,19 @@ class Bridge:
         """`listener(msg)` sees every AMI event after the board applied it (may return a coroutine)."""
         self.event_listeners.append(listener)
 
+    def add_resync_listener(self, listener):
+        """`await listener(items)` after every login's CoreShowChannels, once the board is rebuilt
+        from them: the `CoreShowChannel` items, or None when the PBX refused the list
+        (`bridge.resync_detail` says why; a list cut short by a timeout or the link dropping again
+        tells nothing: the next login asks again). Awaited before the link is reported up, so no
+        press runs meanwhile."""
+        self.resync_listeners.append(listener)
+
+    def add_session_reporter(self, reporter):
+        """`reporter(user_id) -> [message, ...]`: what a socket of that user that just connected
+        must know about his sessions in flight (called in the loop, no I/O)."""
+        self.session_reporters.append(reporter)
+
     def install_command_modules(self, modules=None):
         for module_name in COMMAND_MODULES if modules is None else modules:
             try:
@@ -142,6 +158,7 @@ class Bridge:
         await self.client.start()
 
     async def stop(self):
+        self.stopping = True
         await self.client.stop()
         for task in [self._heartbeat, self._receiver, self._publisher, *self._tasks]:
             if task is not None:
@@ -235,20 +252,29 @@ class Bridge:
                 self.resync = RESYNC_FAILED
                 self.resync_detail = text
                 logger.warning("%s: CoreShowChannels failed: %s", self.name, text)
+            await self._tell_resync(None)
             self._publish_link()
             return
         except Exception as exc:  # noqa: BLE001 - timeout or the link dropped again
             self.resync = RESYNC_FAILED
             self.resync_detail = str(exc) or type(exc).__name__
             logger.warning("%s: CoreShowChannels did not complete: %r", self.name, exc)
-            self._publish_link()
+            self._publish_link()  # the listeners wait for a list or a refusal: the next login
             return
         diffs = self.board.rebuild(items)
         self.resync = RESYNC_DONE
         self.resync_detail = ""
         if diffs:
             self._queue_diffs(diffs)
+        await self._tell_resync(items)
         self._publish_link()
+
+    async def _tell_resync(self, items):
+        for listener in self.resync_listeners:
+            try:
+                await listener(items)
+            except Exception:  # noqa: BLE001 - a listener's bug must not keep the link down
+                logger.exception("%s: resync listener %r failed", self.name, listener)
 
     # --- channel layer side --------------------------------------------------------------------
 
@@ -325,6 +351,9 @@ class Bridge:
             if reply_to:
                 self._queue_send(reply_to, self.snapshot(), owned=True)
             return
+        if kind == "bridge.sessions":  # a socket just connected: its user's sessions in flight
+            self._report_sessions(message.get("user_id"), reply_to, message.get("language"))
+            return
         if kind == "bridge.ping":  # health checks: the link state, without the whole board
             if reply_to:
                 self._queue_send(reply_to, {"type": "bridge.pong", "link": self.link_state(), "seq": self.board.seq})
@@ -343,6 +372,19 @@ class Bridge:
             self._spawn(self._run_handler(handler, request), f"command {request.type}")
             return
         logger.warning("%s: unknown request type %r on %s", self.name, kind, BRIDGE_CHANNEL)
+
+    def _report_sessions(self, user_id, reply_to, language):
+        if not reply_to or isinstance(user_id, bool) or not isinstance(user_id, int):
+            return
+        with speaking(language):
+            for reporter in self.session_reporters:
+                try:
+                    messages = reporter(user_id)
+                except Exception:  # noqa: BLE001 - one module's bug must not hide the others' sessions
+                    logger.exception("%s: session reporter %r failed", self.name, reporter)
+                    continue
+                for message in messages:
+                    self._queue_send(reply_to, {"type": "user.message", "message": message})
 
     def _queue_reply_error(self, reply_to, code, text):
         if reply_to:

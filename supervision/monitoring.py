@@ -41,8 +41,9 @@ from django.utils.translation import gettext as _
 from supervision import actions, policy, presses
 from supervision.ami.pending import ActionError, ActionTimeout, ConnectionLost, NotConnected
 from supervision.bridge import speaking
+from accounts.models import Extension
 from supervision.models import Kind, MonitoringSession, Outcome
-from supervision.presses import DONE, originate_reason, update_row
+from supervision.presses import DONE, on_db_thread, originate_reason, update_row
 
 logger = logging.getLogger(__name__)
 
@@ -80,6 +81,7 @@ class LiveSession:
     stop_requested: bool = False
     # The language of the page that pressed (last): the texts the PBX's later events bring speak it.
     language: str | None = None
+    legs: object = None  # presses.LegWatch of its Originate: why the phone did not connect
 
 
 # --- database reads (run in presses.settle's database step) --------------------------------------
@@ -141,11 +143,16 @@ def _judge_press(mode, client, facts, seen):
         return presses.refused(_row(user, target, spyer, mode, client), reason, text)
 
     # An unknown mode is read as None, which the policy refuses as unknown_action.
-    link, channel = seen
+    link, channel, busy_leg = seen
     cannot = presses.cannot_ring(decision, spyer, link, _("You have no phone in the roster to listen on."))
     if cannot:
         return refuse(*cannot)
     name = str(target.user)
+    if (channel is None or channel.get("state") != "up") and busy_leg is not None:
+        # What is heard decides, not who is named: that phone's leg hears someone else's call.
+        return refuse("not_a_conversation", _(
+            "%(name)s is not in a conversation of their own: their phone is monitoring, answering or "
+            "playing something, and that cannot be joined.") % {"name": name})
     if channel is None or channel.get("state") != "up":
         return refuse("no_call", _("%(name)s has no call right now.") % {"name": name})
     try:
@@ -173,6 +180,8 @@ class SpyMonitor(presses.EventFollower):
         self.by_spy_channel = {}  # spy leg's channel name -> LiveSession
         self.window = presses.PressWindow(clock)
         self._tasks = set()
+        self.left_open = []  # spy rows a previous run left live: taken back or ended at the first login
+        self.startup = None  # the read of those rows (a task in the loop), awaited before the first login's look
 
     # --- entry points -----------------------------------------------------------------------------
 
@@ -275,6 +284,7 @@ class SpyMonitor(presses.EventFollower):
         live.modes, live.session_id = [mode], verdict.session_id
         if live.stop_requested:
             return await self._finish(live, Outcome.ENDED, _("Stopped before your phone was called."))
+        live.legs = self.watch_legs(Kind.SPY, verdict.row["from_extension"])
         response, failure = await presses.send_originate(self.bridge.client, verdict.fields)
         if failure is not None:
             outcome, why, reason = failure
@@ -290,10 +300,18 @@ class SpyMonitor(presses.EventFollower):
                     await self._handle(msg)
 
     def _look_at_target(self, facts):
-        """In the loop: the PBX link and the target phone's call as the board has them now."""
+        """In the loop: the PBX link, the target phone's conversation as the board has it now (never
+        a leg of a ChanSpy, PickupChan or Playback: docs/architecture.md), and, when it has none, an
+        Up channel of that phone that is such a leg (to say why there is nothing to join)."""
         target = facts[2]
-        channel = self.bridge.board.live_channel(target.device) if target is not None else None
-        return presses.link_of(self.bridge.client), channel
+        if target is None:
+            return presses.link_of(self.bridge.client), None, None
+        board = self.bridge.board
+        channel = board.conversation_of(target.device)
+        busy_leg = None
+        if channel is None or channel.get("state") != "up":
+            busy_leg = next((c for c in board.channels_of(target.device) if c["state"] == "up"), None)
+        return presses.link_of(self.bridge.client), channel, busy_leg
 
     async def _replay_after(self, live, origin):
         """Handle the spy leg's events that came before we knew the leg's name: the
@@ -339,7 +357,7 @@ class SpyMonitor(presses.EventFollower):
                                    _("Your phone answered; joining %(name)s's call…") % {"name": live.target_name}, live)
                 await self._replay_after(live, msg)
             else:
-                why = originate_reason(msg.get("Reason"))
+                why = presses.failure_words(live.legs, msg.get("Reason"))
                 await self._finish(live, Outcome.FAILED, _("Your phone did not connect: %(why)s.") % {"why": why})
         elif event == "ChanSpyStart":
             if live.state == Outcome.SPYING:
@@ -370,6 +388,12 @@ class SpyMonitor(presses.EventFollower):
         sessions = [live for live in self.by_user.values() if live.session_id is not None]
         for live in list(self.by_user.values()):
             self._release(live)
+        if self.bridge.stopping:
+            # The bridge is being stopped (a restart): the spies go on at the PBX, and the next
+            # run takes their rows back from its first CoreShowChannels, or ends them.
+            logger.info("%s: stopping with %d spy session(s) in flight; the next start takes them back or ends them",
+                        self.bridge.name, len(sessions))
+            return None
         return self._interrupted(sessions, state)
 
     async def _interrupted(self, sessions, state):
@@ -450,12 +474,110 @@ class SpyMonitor(presses.EventFollower):
         task.add_done_callback(self._tasks.discard)
 
     def _release(self, live):
+        self.unwatch(live.legs)
         if self.by_user.get(live.user_id) is live:
             del self.by_user[live.user_id]
         if live.action_id and self.by_action.get(live.action_id) is live:
             del self.by_action[live.action_id]
         if live.spy_channel and self.by_spy_channel.get(live.spy_channel) is live:
             del self.by_spy_channel[live.spy_channel]
+
+    # --- after a login: spy legs of an earlier run -------------------------------------------------
+
+    async def read_left_open(self, reason):
+        self.left_open = await on_db_thread(_left_open)(reason)
+
+    async def on_resync(self, items):
+        """After a login's CoreShowChannels (`items`; None when the PBX refused it). The first one
+        after start decides the spy rows a previous run left live: a ChanSpy channel whose name
+        AND uniqueid match a row's spy leg is taken back under that session (Stop works again;
+        names alone could be another call after a PBX restart); a row without its leg ends
+        `interrupted`. At every login, a spy leg of ours (`Spy-<ext>` on a roster phone, as
+        supervision.actions starts them) that no session owns is hung up: nobody could stop it."""
+        if self.startup is not None:
+            await self.startup
+            self.startup = None
+        left_open, self.left_open = self.left_open, []
+        if items is None:
+            if left_open:
+                detail = self.bridge.resync_detail or "-"
+                logger.warning("%s: the PBX would not list its channels (%s): %d spy session(s) of the previous "
+                               "run end interrupted, their spy calls may go on", self.bridge.name, detail, len(left_open))
+                await presses.interrupt_rows(
+                    [row.pk for row in left_open],
+                    _("The bridge restarted and the PBX would not list its channels (%(detail)s), so this spy "
+                      "could not be taken back; it may go on until the phone hangs up.") % {"detail": detail})
+            return
+        legs = {(item.get("Channel"), item.get("Uniqueid")): item for item in items
+                if (item.get("Application") or "").lower() == "chanspy"}
+        gone = []
+        for row in left_open:
+            item = legs.get((row.spy_channel, row.spy_uniqueid)) if row.spy_channel and row.spy_uniqueid else None
+            if item is None or row.user_id is None or row.user_id in self.by_user:
+                gone.append(row.pk)
+            else:
+                await self._take_back(row, item)
+        if gone:
+            await presses.interrupt_rows(gone, str(_("The bridge restarted while this session was in flight.")))
+        orphans = [item for key, item in legs.items()
+                   if key[0] not in self.by_spy_channel and (item.get("CallerIDName") or "").startswith("Spy-")]
+        if orphans:
+            phones = await _roster_dial_strings()
+            for item in orphans:
+                if item["Channel"].rsplit("-", 1)[0] in phones:
+                    await self._hang_up_orphan(item)
+
+    async def _take_back(self, row, item):
+        live = LiveSession(
+            user_id=row.user_id, user_name=row.user_label, session_id=row.pk, target_id=row.target_extension_id,
+            target_user_id=row.target_user_id, target_name=row.target_label, target_channel=row.target_channel,
+            mode=row.mode, modes=[m for m in row.modes.split(",") if m] or [row.mode],
+            allow_switch=row.allow_switch, action_id=row.action_id, spy_channel=row.spy_channel,
+            spy_uniqueid=row.spy_uniqueid, options=(item.get("ApplicationData") or "").rpartition(",")[2],
+            state=Outcome.SPYING if row.outcome == Outcome.SPYING else Outcome.ANSWERED,
+        )
+        self.by_user[live.user_id] = live
+        self.by_spy_channel[live.spy_channel] = live
+        logger.info("%s: took back spy session %s (%s, %s on %s) after the restart",
+                    self.bridge.name, live.session_id, live.spy_channel, live.mode, live.target_channel)
+        await self._status(live.user_id, live.state, "taken_back", self._live_text(live), live)
+
+    async def _hang_up_orphan(self, item):
+        name = item["Channel"]
+        try:
+            await self.bridge.client.send("Hangup", actions.hangup_action(name))
+        except (ActionError, ActionTimeout, ConnectionLost, NotConnected, actions.UnsafeValue) as exc:
+            logger.warning("%s: spy leg %s (uniqueid %s, ChanSpy %s) has no session and could not be hung up: %s",
+                           self.bridge.name, name, item.get("Uniqueid"), item.get("ApplicationData"), exc)
+            return
+        logger.warning("%s: hung up spy leg %s (uniqueid %s, ChanSpy %s): no session of this bridge owns it",
+                       self.bridge.name, name, item.get("Uniqueid"), item.get("ApplicationData"))
+
+    # --- a page that connects: the user's live session ---------------------------------------------
+
+    def sessions_of(self, user_id):
+        """The `spy.status` of `user_id`'s live session (his new page shows Stop and Switch), and
+        the `monitored` notice of a session spying on him (called in the loop, words in the page's
+        language)."""
+        messages = []
+        live = self.by_user.get(user_id)
+        if live is not None and live.session_id is not None and live.state not in DONE:
+            state = "stopping" if live.stop_requested else live.state
+            messages.append(self._status_message(state, "live", self._live_text(live), live))
+        if settings.NOTIFY_MONITORED:
+            for other in self.by_user.values():
+                if other.target_user_id == user_id and other.state == Outcome.SPYING:
+                    messages.append(self._monitored_message(other, active=True))
+        return messages
+
+    def _live_text(self, live):
+        if live.stop_requested:
+            return _("Stopping…")
+        if live.state == Outcome.SPYING:
+            return doing(live.mode, live.target_name)
+        if live.state == Outcome.ANSWERED:
+            return _("Your phone answered; joining %(name)s's call…") % {"name": live.target_name}
+        return _("Calling your phone…")
 
     # --- refusals and rate limit ------------------------------------------------------------------
 
@@ -479,7 +601,11 @@ class SpyMonitor(presses.EventFollower):
     # --- messages ---------------------------------------------------------------------------------
 
     async def _status(self, user_id, state, reason, text, live=None, *, mode=None, target=None):
-        message = {
+        await self.bridge.notify_user(user_id, self._status_message(state, reason, text, live, mode=mode, target=target))
+
+    @staticmethod
+    def _status_message(state, reason, text, live=None, *, mode=None, target=None):
+        return {
             "type": "spy.status",
             "state": str(state),
             "reason": reason,
@@ -488,7 +614,6 @@ class SpyMonitor(presses.EventFollower):
             "target": live.target_id if live else target,
             "mode": mode or (live.mode if live else None),
         }
-        await self.bridge.notify_user(user_id, message)
 
     async def _notify_monitored(self, live, *, active):
         # Data, no words: the presser's language says nothing about the monitored person's, so each
@@ -496,9 +621,11 @@ class SpyMonitor(presses.EventFollower):
         # supervision.views.dashboard_labels), in the language it was served in.
         if not settings.NOTIFY_MONITORED or live.target_user_id is None:
             return
-        await self.bridge.notify_user(
-            live.target_user_id, {"type": "monitored", "by": live.user_name, "mode": live.mode, "active": active}
-        )
+        await self.bridge.notify_user(live.target_user_id, self._monitored_message(live, active=active))
+
+    @staticmethod
+    def _monitored_message(live, *, active):
+        return {"type": "monitored", "by": live.user_name, "mode": live.mode, "active": active}
 
 
 def _stopped(live):
@@ -532,22 +659,39 @@ def _about_leg(live, msg):
     return not (live.spy_uniqueid and uniqueid) or uniqueid == live.spy_uniqueid
 
 
+def _left_open(reason):
+    """At start: rows of other kinds a previous run left open end `interrupted` (their commands
+    cannot be followed again); the spy rows are returned, for the first login to decide."""
+    MonitoringSession.objects.live().exclude(kind=Kind.SPY).interrupt_open(reason)
+    return list(MonitoringSession.objects.live().filter(kind=Kind.SPY).order_by("pk"))
+
+
+@on_db_thread
+def _roster_dial_strings():
+    """How the PBX names the channels it rings for each roster phone (`SIP/104`,
+    `Local/104@dashboard-phones`): a spy leg's name minus its suffix is one of these."""
+    return {extension.dial_string for extension in Extension.objects.all()}
+
+
 def install(bridge):
-    """Plug the spy commands into the bridge; rows left open by a previous run end `interrupted`."""
+    """Plug the spy commands into the bridge. Rows left open by a previous run are read now and
+    decided at the first login (`SpyMonitor.on_resync`)."""
     monitor = SpyMonitor(bridge)
     bridge.register("spy", monitor.spy)
     bridge.register("spy.stop", monitor.stop)
     bridge.register("spy.switch", monitor.switch)
     bridge.add_event_listener(monitor.on_event)
+    bridge.add_resync_listener(monitor.on_resync)
+    bridge.add_session_reporter(monitor.sessions_of)
     bridge.client.on_link(monitor.on_link)
     bridge.spy_monitor = monitor
-    reason = _("The bridge restarted while this session was in flight.")
+    reason = str(_("The bridge restarted while this session was in flight."))
     try:
         loop = asyncio.get_running_loop()
     except RuntimeError:
         loop = None
     if loop is None:
-        MonitoringSession.objects.interrupt_open(reason)
+        monitor.left_open = _left_open(reason)
     else:
-        monitor.startup = loop.create_task(presses.interrupt_open_rows(reason))
+        monitor.startup = loop.create_task(monitor.read_left_open(reason))
     return monitor

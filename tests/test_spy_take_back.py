@@ -1,0 +1,142 @@
+"""A restarted bridge and the spy legs the PBX kept: taken back under their session (Stop works
+again), hung up when no session owns them, their rows ended when the leg is gone. Over TCP with the
+simulated PBX, as in `asterisk20-spy-leg-coreshowchannels` and `asterisk22-pjsip-coreshowchannels`
+(the leg is found by `Application: ChanSpy`, its name and its uniqueid)."""
+
+import time
+
+import pytest
+from asgiref.sync import sync_to_async
+
+from fakepbx import FakePBX
+from supervision import actions
+from supervision.bridge_host import build_bridge
+from supervision.models import MonitoringSession, Outcome
+from tests.conftest import FAKEPBX_FAST, _fakepbx_phones
+from tests.live_stack import WAIT, Inbox, bridge, press, roster, rows, until  # noqa: F401
+from tests.test_spy_pbx_ends import RESTRICTED, ROUTES, fakepbx, pbx_options, spying  # noqa: F401
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(60)]
+
+
+def spy_legs(pbx):
+    return {name: channel for name, channel in pbx.channels.items() if channel.application == "ChanSpy"}
+
+
+async def restarted_bridge(old, port, **login):
+    """The bridge process started again: a new bridge on the same channel layer and PBX."""
+    new = build_bridge(old.layer, host="127.0.0.1", port=port, username=login.get("username", "dashboard"),
+                       secret=login.get("secret", "dashboard-demo"))
+    await new.spy_monitor.startup
+    await new.start()
+    await new.client.wait_until("up", timeout=WAIT)
+    return new
+
+
+@sync_to_async
+def stale_row(user):
+    """A row whose spy leg the PBX no longer has."""
+    return MonitoringSession.objects.create(user=user, mode="listen", outcome=Outcome.SPYING,
+                                            spy_channel="SIP/104-000000ff", spy_uniqueid="1796096285.255").pk
+
+
+@pytest.mark.parametrize("route", ROUTES)
+async def test_a_restarted_bridge_takes_its_spy_back_and_stop_works(fakepbx, bridge, roster, route):
+    people, phones = roster
+    curator = people["petrova"]
+    inbox, _watched, agent, leg_prefix = await spying(fakepbx, bridge, roster, route)
+    await inbox.next(state="spying")
+    [row] = await rows()
+    leg, uniqueid = row["spy_channel"], row["spy_uniqueid"]
+    assert leg.startswith(leg_prefix) and uniqueid == fakepbx.channels[leg].uniqueid
+    # A spy leg of ours that no session owns (smirnov's phone, `Spy-105`), and someone else's ChanSpy.
+    await bridge.client.send("Originate", actions.spy_originate(phones["smirnov"], agent, "listen", allow_switch=False))
+    await bridge.client.send("Originate", [("Channel", "SIP/106"), ("Application", "ChanSpy"), ("Data", f"{agent},q"),
+                                           ("CallerID", "Coach <106>"), ("Async", "true")])
+    await until(lambda: len(spy_legs(fakepbx)) == 3)
+    orphan = next(name for name in spy_legs(fakepbx) if name.startswith("SIP/107-"))
+    foreign = next(name for name in spy_legs(fakepbx) if name.startswith("SIP/106-"))
+    stale = await stale_row(curator)
+
+    await bridge.stop()  # the bridge process goes away; the PBX keeps every call
+    [row] = await rows(pk=row["id"])
+    assert row["outcome"] == Outcome.SPYING and row["ended_at"] is None  # not "interrupted" while it goes on
+
+    again = await restarted_bridge(bridge, fakepbx.port)
+    try:
+        taken = await inbox.next(reason="taken_back")
+        assert taken == {"type": "spy.status", "state": "spying", "reason": "taken_back", "text": "Listening to Anna",
+                         "session": row["id"], "target": phones["anna"].pk, "mode": "listen"}
+        live = again.spy_monitor.by_user[curator.pk]
+        assert (live.spy_channel, live.spy_uniqueid, live.session_id) == (leg, uniqueid, row["id"])
+        await until(lambda: orphan not in fakepbx.channels)  # ours, no session: hung up
+        assert foreign in fakepbx.channels  # not ours: left alone
+        [stale] = await rows(pk=stale)
+        assert stale["outcome"] == Outcome.INTERRUPTED
+
+        await press(again, curator, {"type": "spy.stop"})
+        ended = await inbox.next(state="ended")
+    finally:
+        await again.stop()
+
+    assert ended["text"] == "Stopped monitoring Anna."
+    assert leg not in fakepbx.channels
+    [row] = await rows(pk=row["id"])
+    assert row["outcome"] == Outcome.ENDED and row["ended_at"]
+    hangups = [a["Channel"] for a in fakepbx.actions if a.get("Action") == "Hangup"]
+    assert sorted(hangups) == sorted([orphan, leg])
+
+
+async def test_after_a_pbx_restart_the_same_channel_name_is_another_call_and_is_not_taken_back(
+        fakepbx, bridge, roster):
+    """Asterisk's channel counters start again at 00000000 after a restart: the same leg name can
+    come back for another call. Only the uniqueid tells them apart."""
+    people, phones = roster
+    inbox, _watched, agent, _prefix = await spying(fakepbx, bridge, roster, "SIP")
+    await inbox.next(state="spying")
+    [row] = await rows()
+    await bridge.stop()
+    port = fakepbx.port
+    await fakepbx.stop()
+
+    pbx = _fakepbx_phones(FakePBX(port=port, **FAKEPBX_FAST))
+    pbx.switch.ids.clock = lambda: time.time() + 3600  # it came back later: other uniqueids
+    await pbx.start()
+    try:
+        same_agent = await pbx.inbound_call("SIP/105")
+        assert same_agent == agent
+        probe = build_bridge(bridge.layer, host="127.0.0.1", port=port, command_modules=())
+        await probe.start()
+        await probe.client.wait_until("up", timeout=WAIT)
+        await probe.client.send("Originate", actions.spy_originate(phones["petrova"], agent, "listen", allow_switch=True))
+        await until(lambda: row["spy_channel"] in spy_legs(pbx))
+        await probe.stop()
+        assert pbx.channels[row["spy_channel"]].uniqueid != row["spy_uniqueid"]
+
+        again = await restarted_bridge(bridge, port)
+        try:
+            [after] = await rows(pk=row["id"])
+            assert after["outcome"] == Outcome.INTERRUPTED
+            assert again.spy_monitor.by_user == {}
+            await until(lambda: row["spy_channel"] not in pbx.channels)  # looks like ours, no session: hung up
+        finally:
+            await again.stop()
+        assert [m for m in inbox.messages if m.get("reason") == "taken_back"] == []
+    finally:
+        await pbx.stop()
+
+
+@pytest.mark.parametrize("pbx_options", [{"users": RESTRICTED}])
+async def test_when_the_pbx_will_not_list_its_channels_the_rows_end_and_say_why(fakepbx, bridge, roster):
+    people, _phones = roster
+    stale = await stale_row(people["petrova"])
+    await bridge.stop()
+
+    again = await restarted_bridge(bridge, fakepbx.port)
+    await again.stop()
+
+    [row] = await rows(pk=stale)
+    assert row["outcome"] == Outcome.INTERRUPTED
+    assert row["outcome_detail"] == (
+        "The bridge restarted and the PBX would not list its channels (Permission denied), so this spy "
+        "could not be taken back; it may go on until the phone hangs up.")
