@@ -8,7 +8,7 @@ import uuid
 
 STATE_DESC = {0: "Down", 4: "Ring", 5: "Ringing", 6: "Up", 7: "Busy"}
 CAUSE_TEXT = {
-    0: "Unknown", 16: "Normal Clearing", 17: "User busy", 19: "No user responding",
+    0: "Unknown", 3: "No route to destination", 16: "Normal Clearing", 17: "User busy", 19: "User alerting, no answer",
     21: "Call Rejected", 26: "Answered elsewhere", 32: "Network out of order", 34: "Circuit/channel congestion",
 }
 UNKNOWN = "<unknown>"

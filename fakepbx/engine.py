@@ -261,7 +261,18 @@ class Switch(LocalPhoneRoute):
         self.emit(*calls.channel_event("SoftHangupRequest", channel, ("Cause", "32")))
         if channel in self._ring_waits and channel.state == 5:
             self.emit(*calls.dial_event("DialEnd", None, channel, ("DialStatus", "NOANSWER")))
-        self.hangup(channel, 16)
+        self.hangup(channel, None if channel.name.startswith("Local/") else 16)
+
+    def cli_hangup_all(self):
+        """`channel request hangup all` on the CLI, as the capture lab cleaned up between scenarios:
+        every channel gets its `SoftHangupRequest` 32 and ends with its own cause (a Local leg
+        outside a bridge 0, the others 16), those outside a bridge first."""
+        live = list(self.channels.values())
+        for channel in live:
+            self.emit(*calls.channel_event("SoftHangupRequest", channel, ("Cause", "32")))
+        for channel in sorted(live, key=lambda c: c.bridge is not None):
+            if channel.alive:
+                self.hangup(channel, None if channel.name.startswith("Local/") else 16)
 
     # --- Originate -----------------------------------------------------------------------------
 
@@ -290,10 +301,18 @@ class Switch(LocalPhoneRoute):
         if outcome == "hungup":
             return self._fail(req, 0)
         status = {"busy": "BUSY", "congestion": "CONGESTION"}.get(outcome, "NOANSWER")
-        if outcome != "unreachable":
+        cause = {"busy": 17, "congestion": 34}.get(outcome, 19)
+        if outcome == "busy" and self.flavour.local_phone_route:
+            # a PJSIP phone's `486 Busy` (asterisk22-pjsip-originate-failures, orig-busy-headset-pjsip-direct)
+            self.emit(*calls.channel_event("HangupRequest", channel, ("Cause", str(cause))))
+        if outcome not in ("unreachable", "noanswer"):
+            # a dial given up at the Originate Timeout ends with no DialEnd (asterisk20- and
+            # asterisk22-pjsip-originate-failures)
             self.emit(*calls.dial_event("DialEnd", None, channel, ("DialStatus", status)))
-        self.hangup(channel, {"busy": 17, "congestion": 34}.get(outcome, 19))
-        return self._fail(req, REASON.get(outcome, 3))
+        self.hangup(channel, cause)
+        # Reason is the last control frame: 5 after chan_sip's busy, 0 after PJSIP's 486 (see flavours)
+        reason = self.flavour.phone_busy_reason if outcome == "busy" else REASON.get(outcome, 3)
+        return self._fail(req, reason)
 
     async def _ring(self, channel, phone, req):
         """A phone's answer to an INVITE: answer / pickup / busy / congestion / noanswer / unreachable."""
@@ -347,7 +366,10 @@ class Switch(LocalPhoneRoute):
             self.emit(*calls.dial_event("DialEnd", None, one, ("DialStatus", behaviour.upper())))
             self.emit(*calls.channel_event("HangupRequest", two, ("Cause", "0")))
             self.emit(*calls.channel_event("SoftHangupRequest", two, ("Cause", "16")))
-            return self._fail_local(req, one, two, REASON[behaviour], 17 if behaviour == "busy" else 34)
+            # `;2` ends busy/congested, `;1` with Cause 0 (asterisk20- and asterisk22-pjsip-originate-failures)
+            self._drop(two, 17 if behaviour == "busy" else 34)
+            self._drop(one, 0)
+            return self._fail(req, REASON[behaviour])
         if behaviour in ("rejected", "unregistered"):
             return self._fail_local(req, one, two, 0, 21)
         if behaviour == "answer-now" or (behaviour == "autoanswer" and wants_autoanswer(req.variables)) or (
@@ -396,6 +418,14 @@ class Switch(LocalPhoneRoute):
     def _picked_up(self, req, ringing, picker):
         """The ringing leg was taken by PickupChan: the call lives on in the picker's channel."""
         picker.application, picker.app_data = req.application or "Wait", req.data
+        # The ringing originate's response names the picker but keeps the caller id it rang with
+        # (asterisk20-pickup-race-*, asterisk22-pjsip-pickupchan).
+        picker.variables["__response_caller"] = (ringing.caller_num, ringing.caller_name)
+        if self.flavour.local_phone_route:
+            # the masquerade swaps the dialplan places: the `;1` goes on in the rung call's
+            # (from-internal, s), the rung leg ends where `;1` was (asterisk22-pjsip-pickupchan)
+            (picker.context, picker.exten), (ringing.context, ringing.exten) = (
+                (ringing.context, ringing.exten), (picker.context, picker.exten))
         # Asterisk reports the originate as answered (by the picker) before the ringing leg goes.
         asyncio.get_running_loop().call_soon(self._finish_pickup, ringing, picker)
         return True, 4, picker
@@ -449,7 +479,13 @@ class Switch(LocalPhoneRoute):
         except ValueError:
             seconds = 0.0
         await asyncio.sleep(seconds)
-        self.hangup(channel)
+        self._dialplan_ends(channel)
+
+    def _dialplan_ends(self, channel):
+        """The application returned and the dialplan has nothing more: Asterisk 22 hangs a channel
+        outside a bridge up with Cause 0 (orig-answered-pjsip-direct-rings-first), 20 with 16."""
+        local = channel.name.startswith("Local/")
+        self.hangup(channel, None if local or channel.bridge else self.flavour.unbridged_hangup_cause)
 
     def has_sound(self, name):
         return name not in self.missing_sounds and not LAB_MISSING_SOUND.search(name)
@@ -458,7 +494,7 @@ class Switch(LocalPhoneRoute):
         files = [name for name in data.split(",")[0].split("&") if name]
         if files and all(self.has_sound(name) for name in files):
             await asyncio.sleep(self.playback_seconds * len(files))
-        self.hangup(channel)
+        self._dialplan_ends(channel)
 
     async def _app_dial(self, channel, data):
         """Dial(Local/<num>@from-internal) from an answered phone: the trainee's customer call."""
@@ -486,10 +522,13 @@ class Switch(LocalPhoneRoute):
         bridge = Bridge(self.ids.bridge_id())
         self.emit(*calls.bridge_event("BridgeCreate", bridge))
         for channel in channels:
-            bridge.channels.append(channel)
-            channel.bridge = bridge
-            self.emit(*calls.bridge_event("BridgeEnter", bridge, channel))
+            self.enter_bridge(bridge, channel)
         return bridge
+
+    def enter_bridge(self, bridge, channel):
+        bridge.channels.append(channel)
+        channel.bridge = bridge
+        self.emit(*calls.bridge_event("BridgeEnter", bridge, channel))
 
     # ChanSpy ----------------------------------------------------------------------------------
 
@@ -589,6 +628,7 @@ class Switch(LocalPhoneRoute):
             return
         waiting = self.pickup_target(data)
         if waiting is None:
+            self._route_enter_bridge(picker)
             self.hangup(picker)
             return
         self._pick_up(picker, waiting)
@@ -597,6 +637,7 @@ class Switch(LocalPhoneRoute):
         picker.variables["__picked_up"] = True
         picker.connected_num, picker.connected_name = waiting.caller_num, waiting.caller_name
         self.emit(*calls.channel_event("NewConnectedLine", picker))
+        self._route_picked_up(picker, waiting)
         self.emit(*calls.pickup_event(picker, waiting))
         self._ring_waits[waiting].set_result(("pickup", picker))
         # the picker now carries the picked call until someone hangs up

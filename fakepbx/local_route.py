@@ -108,14 +108,27 @@ class LocalPhoneRoute:
                 self.emit(*calls.newcallerid(one))
             self.emit(*calls.dial_event("DialEnd", None, one, ("DialStatus", "ANSWER")))
             leg.exten = ""
-            self.join_bridge([leg, two])
+            bridge = self.join_bridge([leg])
+            if req.application.lower() == "pickupchan":
+                # `;2` enters the phone's bridge only once PickupChan is done, with the picked
+                # caller's id when it took a call (asterisk22-pjsip-pickupchan)
+                one.variables["__bridge_twin"] = (bridge, two)
+            else:
+                self.enter_bridge(bridge, two)
+            # only now does `;1` run the Originate's dialplan target (Context/Exten)
+            one.context, one.exten, one.priority = target
 
+        placed = (one.context, one.exten, one.priority)
+        result = self._answered(req, one)
+        target = (one.context, one.exten, one.priority)
+        one.context, one.exten, one.priority = placed
         one.after_response.append(after_response)
-        return self._answered(req, one)
+        return result
 
     def _route_refused(self, req, one, two, leg, behaviour):
         """`486 Busy` from the headset (orig-busy-headset-local): Reason 0, causes 17."""
         cause, status = (17, "BUSY") if behaviour == "busy" else (34, "CONGESTION")
+        number = leg.exten
         leg.context, leg.exten, leg.priority = "dashboard-autoanswer", "s", 3
         self.emit(*calls.channel_event("HangupRequest", leg, ("Cause", str(cause))))
         self.emit(*calls.dial_event("DialEnd", two, leg, ("DialStatus", status)))
@@ -124,9 +137,9 @@ class LocalPhoneRoute:
         self.emit(*calls.channel_event("HangupRequest", one, ("Cause", str(cause))))
         self._drop(two, cause)
         self.emit(*calls.dial_event("DialEnd", None, one, ("DialStatus", status)))
-        one.caller_num = leg.exten
+        one.caller_num = number
         self._drop(one, cause)
-        leg.context, leg.exten, leg.priority = "from-internal", one.exten, 1
+        leg.context, leg.exten, leg.priority = "from-internal", number, 1
         self._drop(leg, cause)
         return self._fail(req, 0)
 
@@ -145,11 +158,25 @@ class LocalPhoneRoute:
         if outcome == "hungup" or not one.alive:
             return self._fail(req, 0)
         self.emit(*calls.channel_event("HangupRequest", two, ("Cause", "19")))
-        self.emit(*calls.dial_event("DialEnd", two, leg, ("DialStatus", "NOANSWER")))
+        # the `;2` Dial is cancelled by the Originate's own Timeout, not its 30 s (orig-no-answer-local)
+        self.emit(*calls.dial_event("DialEnd", two, leg, ("DialStatus", "CANCEL")))
         self.emit(*calls.channel_event("SoftHangupRequest", two, ("Cause", "16")))
+        one.caller_num = leg.exten
         for channel in (two, one, leg):
             self._drop(channel, 19)
         return self._fail(req, 3)
+
+    def _route_enter_bridge(self, picker):
+        bridge, two = picker.variables.pop("__bridge_twin", (None, None))
+        if bridge is not None and two.alive:
+            self.enter_bridge(bridge, two)
+
+    def _route_picked_up(self, picker, waiting):
+        two = picker.variables.get("__bridge_twin", (None, None))[1]
+        if two is not None:
+            two.caller_num, two.caller_name = waiting.caller_num, waiting.caller_name
+            self.emit(*calls.newcallerid(two))
+        self._route_enter_bridge(picker)
 
     def _drop(self, channel, cause):
         """A channel that was never bridged nor spied on goes: only its `Hangup`."""
@@ -172,7 +199,7 @@ class LocalPhoneRoute:
         two = one.local_twin
         phone_leg = next((c for c in (two.bridge.channels if two and two.bridge else []) if c is not two), None)
         one.priority = 2
-        customer_one, customer_two = self.new_local_pair(number, "customer")
+        customer_one, customer_two = self.new_local_pair(number, "customer", linkedid=one.linkedid)
         self.set_callerid(customer_one, number, one.caller_name if one.caller_name != calls.UNKNOWN else "")
         customer_one.connected_num, customer_one.connected_name = one.caller_num, one.caller_name
         self.set_callerid(customer_two, one.caller_num, one.caller_name)

@@ -175,6 +175,10 @@ class FakePBX:
             raise KeyError(name)
         self.switch.cli_hangup(channel)
 
+    async def cli_hangup_all(self):
+        """`channel request hangup all` on the CLI (the capture lab's clean-up between scenarios)."""
+        self.switch.cli_hangup_all()
+
     async def phone_calls(self, device, number, caller_name=None, talk_seconds=None):
         """The phone `device` dials `number` itself (a trainee calling a customer); returns the
         phone's incoming channel name (asterisk22-pjsip-call-105-answered)."""

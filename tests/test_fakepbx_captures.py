@@ -20,7 +20,7 @@ from fakepbx import FakePBX
 from supervision.ami.protocol import encode
 from tests.captures import capture_messages, sent_messages
 from tests.conftest import FAKEPBX_FAST
-from tests.test_fakepbx import CAPTURE_USERS, Raw, is_reply
+from tests.test_fakepbx import CAPTURE_USERS, Raw, is_reply, originate_response_before_next_reply
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -145,8 +145,7 @@ async def replay(name, flavour, *, moves=None, pbx_options=None, skip=()):
                 break
             reply = await conn.wait_for(lambda m, a=action_id: is_reply(m, a))
             if action.get("Action") == "Originate" and reply.response == "Success":
-                expected = [m for m in capture if m.event == "OriginateResponse" and m.action_id == action_id]
-                if expected:
+                if originate_response_before_next_reply(capture, action_id):
                     await conn.event("OriginateResponse", ActionID=action_id)
             if action_id in moves:
                 await moves[action_id](pbx, conn)
@@ -299,3 +298,89 @@ async def test_a_phone_placing_a_call_looks_like_the_trainee_call():
     assert_same_segments(capture, ours)
     view = [kind for kind, _ in product_view(ours)]
     assert view.index("BridgeEnter") < view.index("Hangup")
+
+
+def until_hung_up(action_id):
+    async def move(pbx, conn):
+        answered = await conn.event("OriginateResponse", ActionID=action_id)
+        await conn.event("Hangup", Channel=answered["Channel"])
+        await asyncio.sleep(0.05)  # the rest of the call's teardown
+    return move
+
+
+async def lab_cleanup(pbx, conn):
+    """The lab hung every channel up from the CLI between scenarios (SoftHangupRequest 32)."""
+    await pbx.cli_hangup_all()
+
+
+async def test_pickupchan_through_the_local_route():
+    capture, ours = await replay("asterisk22-pjsip-pickupchan", "asterisk22", moves={"csc-after-pickup": lab_cleanup})
+    assert_same_segments(capture, ours)
+    for messages in (capture, ours):
+        picker = next(m for m in messages if m.event == "OriginateResponse" and m.action_id == "pickup-106")
+        assert (picker["Response"], picker["Reason"]) == ("Success", "4") and picker["Channel"].endswith(";1")
+        pickup = events_of(messages, "Pickup")
+        assert len(pickup) == 1 and pickup[0]["Channel"] == picker["Channel"]
+        assert pickup[0]["TargetChannel"].startswith("PJSIP/106-")
+        assert messages.index(picker) < messages.index(pickup[0])  # the response comes first
+        rung = events_of(messages, "Hangup", Channel=pickup[0]["TargetChannel"])[0]
+        assert (rung["Cause"], rung["ChannelState"]) == ("26", "5")
+        assert not events_of(messages, "Rename")
+        late = next(m for m in messages if m.event == "OriginateResponse" and m.action_id == "pickup-none")
+        assert late["Reason"] == "4" and events_of(messages, "Hangup", Channel=late["Channel"])
+
+
+async def test_click_to_call_through_the_local_route_optimises_the_local_pair_away():
+    capture, ours = await replay("asterisk22-pjsip-click-to-call", "asterisk22",
+                                 moves={"csc-5551234": lab_cleanup, "csc-201": lab_cleanup})
+    assert_same_segments(capture, ours)
+    for messages in (capture, ours):
+        answered = next(m for m in messages if m.event == "OriginateResponse" and m.action_id == "dial-5551234")
+        one = answered["Channel"]
+        begin = events_of(messages, "LocalOptimizationBegin")[0]
+        assert begin["LocalOneChannel"] == one
+        gone = events_of(messages, "Hangup", Channel=one)[0]
+        assert gone["Cause"] == "16" and messages.index(begin) < messages.index(gone)
+        listed = [m for m in messages if m.event == "CoreShowChannel" and m.action_id == "csc-5551234"]
+        phone = next(m for m in listed if m["Channel"].startswith("PJSIP/104-"))
+        customer = next(m for m in listed if m["Channel"].startswith("Local/5551234@customer-") and m["Channel"].endswith(";1"))
+        assert phone["BridgeId"] == customer["BridgeId"] != ""
+        assert not any(m["Channel"].startswith("Local/104@") for m in listed)
+
+
+async def test_originate_failures_through_pjsip():
+    # the lab waited for each answered call's Wait(2) to end before the next Originate
+    answered = ("orig-answered-local-autoanswer", "orig-answered-pjsip-direct-rings-first")
+    capture, ours = await replay("asterisk22-pjsip-originate-failures", "asterisk22",
+                                 moves={action_id: until_hung_up(action_id) for action_id in answered})
+
+    def outcomes(messages):
+        return [(m.action_id, m["Response"], m["Reason"], m["Channel"] if m["Response"] == "Failure" else "",
+                 m["Uniqueid"] if m["Response"] == "Failure" else "")
+                for m in messages if m.event == "OriginateResponse"]
+
+    assert outcomes(ours) == outcomes(capture)
+    assert_same_segments(capture, ours)
+    for messages in (capture, ours):
+        busy = [m for m in messages if m.get("Channel", "").startswith("PJSIP/108-")]
+        assert [m["DialStatus"] for m in messages if m.event == "DialEnd" and m.get("DestChannel", "").startswith("PJSIP/108-")] == ["BUSY", "BUSY"]
+        assert {m["Cause"] for m in busy if m.event in ("HangupRequest", "Hangup")} == {"17"}
+
+
+async def test_banner_and_versions_of_asterisk_22():
+    # `Command` (core show version) is not simulated: the product does not send it
+    capture, ours = await replay("asterisk22-pjsip-banner-login-version", "asterisk22", skip=("cmd-version",))
+    pbx = lab_pbx("asterisk22")
+    await pbx.start()
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", pbx.port)
+        line = await reader.readline()
+        writer.close()
+    finally:
+        await pbx.stop()
+    banner, _ = capture_messages("asterisk22-pjsip-banner-login-version")
+    assert line.decode().strip() == banner == "Asterisk Call Manager/11.0.0"
+    real_settings = next(m for m in capture if "AMIversion" in m)
+    settings = next(m for m in ours if "AMIversion" in m)
+    assert (settings["AMIversion"], settings["AsteriskVersion"]) == (real_settings["AMIversion"], real_settings["AsteriskVersion"])
+    assert [k for k, _ in settings.pairs] == [k for k, _ in real_settings.pairs]
