@@ -5,6 +5,8 @@ banner line (`Asterisk Call Manager/9.0.0`) and no blank line after it. Nothing 
 socket, so the same code serves the asyncio client, the simulated PBX and the benchmarks.
 """
 
+import re
+
 MAX_LINE = 8 * 1024  # bytes in one `Key: Value` line
 MAX_FRAME = 256 * 1024  # bytes in one message (a long Command output still fits)
 
@@ -191,14 +193,21 @@ def _lenient(line):
     return (key, ": ", value[1:] if value.startswith(" ") else value)
 
 
+# Every control character (NUL, CR, LF, tab, ESC, DEL ...): the only ones a frame holds are the
+# CRLFs that `encode` writes itself. A NUL or a lone CR could end or split a header in Asterisk's
+# parser (C strings), so the encoder refuses them whatever the validators above it let through.
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
+
+
 def _check(text, what):
-    if "\r" in text or "\n" in text:
-        raise InjectionError(f"{what} {text[:40]!r} contains CR or LF")
+    found = CONTROL_CHARACTERS.search(text)
+    if found:
+        raise InjectionError(f"{what} {text[:40]!r} contains the control character {found.group()!r}")
     return text
 
 
 def encode(pairs):
-    """Encode `(key, value)` pairs as one CRLF-terminated frame, refusing CR/LF anywhere."""
+    """Encode `(key, value)` pairs as one CRLF-terminated frame, refusing control characters anywhere."""
     out = []
     for key, value in pairs:
         key = _check(str(key), "key")
