@@ -332,6 +332,13 @@ class DashboardConsumer(CommandSocket):
         pending, self.pending_diffs = self.pending_diffs, []
         for diff_event in pending:
             await self.board_diff(diff_event)
+        # Then this user's sessions in flight, from the bridge that runs them (a reloaded page or
+        # a second tab gets its Stop and Switch back); they come as the presses' own messages.
+        try:
+            await self.channel_layer.send(BRIDGE_CHANNEL, {"type": "bridge.sessions", "user_id": self.user.pk,
+                                                           "reply_to": self.channel_name, "language": self.language})
+        except ChannelFull:
+            logger.warning("the bridge does not take requests; the page gets its sessions with its next snapshot")
 
     def _snapshot_frame(self, event, seq):
         """The snapshot's JSON text. The bridge sends each channel's JSON text along with it

@@ -173,6 +173,9 @@ async def test_diffs_before_the_snapshot_are_buffered_and_old_ones_dropped(chann
     assert (await receive_until(socket, is_type("diff")))[-1]["seq"] == 7
     # SIP/103's diff 8 never came (a full channel dropped it): the consumer asks for a new snapshot.
     await publish(9, 8, "SIP/103")
+    sessions = await channel_layer.receive(BRIDGE_CHANNEL)  # asked for right after the snapshot
+    assert sessions == {"type": "bridge.sessions", "user_id": roster.users["petrova"].pk,
+                        "reply_to": request["reply_to"], "language": "en"}
     again = await channel_layer.receive(BRIDGE_CHANNEL)
     assert again == {"type": "bridge.snapshot", "reply_to": request["reply_to"]}
     await socket.disconnect()

@@ -34,3 +34,30 @@ def test_a_curator_listens_to_a_trainees_call_from_the_browser(dashboard_server,
     page.wait_for_selector("article.card.own[data-state=idle]")
     hangups = pbx_thread.call(lambda pbx: [a["Channel"] for a in pbx.actions if a.get("Action") == "Hangup"])
     assert hangups == spies
+
+
+def test_a_reloaded_page_keeps_its_live_session_and_stops_it(dashboard_server, pbx_thread, browser_page):
+    """A reload (or a second tab) gets the user's live session from the bridge: Stop and Switch are
+    there again, and Stop ends the spy at the PBX."""
+    page = browser_page
+    log_in(page, dashboard_server, "petrova", "demo-petrova")
+    page.wait_for_selector("#link-state[data-state=up]")
+    pbx_thread.call(lambda pbx: pbx.set_phone("SIP/201", "answer", ring_seconds=0))
+    pbx_thread.call(lambda pbx: pbx.inbound_call("SIP/101", caller_num="5550199"))
+    page.wait_for_selector(f"{TRAINEE_CARD}[data-state=in_call]")
+    page.click(f"{TRAINEE_CARD} button[data-mode=listen]")
+    page.wait_for_selector(f"{TRAINEE_CARD} .status:has-text('Listening to Dmitry Ivanov')")
+
+    page.reload()
+
+    page.wait_for_selector(f"{TRAINEE_CARD} button.stop:visible")
+    page.wait_for_selector(f"{TRAINEE_CARD} button[data-mode=listen][aria-pressed=true]")
+    page.wait_for_selector(f"{TRAINEE_CARD} .status:has-text('Listening to Dmitry Ivanov')")
+    spies = pbx_thread.call(lambda pbx: [n for n in pbx.channels if n.startswith("SIP/201-")])
+    assert len(spies) == 1
+    page.click(f"{TRAINEE_CARD} button.stop")
+    page.wait_for_selector(f"{TRAINEE_CARD} .status:has-text('Stopped monitoring Dmitry Ivanov.')")
+    page.wait_for_selector("article.card.own[data-state=idle]")
+    hangups = pbx_thread.call(lambda pbx: [a["Channel"] for a in pbx.actions if a.get("Action") == "Hangup"])
+    assert hangups == spies
+    assert page.locator(f"{TRAINEE_CARD} button.stop").is_hidden()

@@ -94,6 +94,9 @@
           skew: message.now ? message.now - Date.now() / 1000 : 0,
         };
         setSocketState("live", L.socket_live);
+        // The bridge follows every snapshot with this user's sessions in flight (spy.status):
+        // what this page knew may have ended meanwhile.
+        sessions.clear();
         buildCards();
         showLink(message.link);
         render();
