@@ -1,8 +1,9 @@
 """How a spy session ends when the PBX, not the user, decides: a Stop the AMI user may not send
 (the article's `read=call`, `write=originate` user: `asterisk20-restricted-stop-*`), the spied call
 ending (ChanSpy's `E`: `-exit-option-*`), and a spy leg the PBX ends before `ChanSpyStart`
-(`asterisk20-whisper-no-beep`). Over TCP with the simulated PBX, on chan_sip and on the PJSIP
-route (the spy leg is then `Local/104@phones-X;1`)."""
+(`asterisk20-whisper-no-beep`). Over TCP with the simulated PBX: Asterisk 20 with chan_sip, and
+Asterisk 22 with the PJSIP route (the spy leg is then `Local/104@dashboard-phones-X;1`, whose `;2`
+dials the phone's own `PJSIP/104-Y` leg)."""
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -25,9 +26,16 @@ async def pbx_options():
 
 
 @pytest.fixture
-async def fakepbx(pbx_options):
-    """The simulated PBX with this module's options (users, missing sounds)."""
-    pbx = _fakepbx_phones(FakePBX(port=0, **{**FAKEPBX_FAST, **pbx_options}))
+def route():
+    return "SIP"
+
+
+@pytest.fixture
+async def fakepbx(pbx_options, route):
+    """The simulated PBX of the route (Asterisk 20 for SIP, 22 for PJSIP) with this module's
+    options (users, missing sounds)."""
+    flavour = "asterisk22" if route == "PJSIP" else "asterisk20"
+    pbx = _fakepbx_phones(FakePBX(port=0, flavour=flavour, **{**FAKEPBX_FAST, **pbx_options}))
     for device in ("PJSIP/104", "PJSIP/105"):
         pbx.set_phone(device, "answer", ring_seconds=0)
     await pbx.start()
@@ -38,15 +46,15 @@ async def fakepbx(pbx_options):
 @sync_to_async
 def take_route(phones, route):
     """Curator petrova (104) and trainee anna (105) on `route`: SIP, or PJSIP reached through
-    `Local/104@phones` (the spy leg is the Local `;1` channel)."""
+    `Local/104@dashboard-phones` (deploy/extensions-autoanswer.conf; the spy leg is its `;1`)."""
     if route == "SIP":
         return "SIP/104-", "SIP/105"
     for name in ("petrova", "anna"):
         phone = phones[name]
-        phone.technology, phone.originate_context = Technology.PJSIP, "phones"
+        phone.technology, phone.originate_context = Technology.PJSIP, "dashboard-phones"
         phone.full_clean()
         phone.save()
-    return "Local/104@phones-", "PJSIP/105"
+    return "Local/104@dashboard-phones-", "PJSIP/105"
 
 
 async def spying(fakepbx, bridge, roster, route, mode="listen"):

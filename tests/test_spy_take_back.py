@@ -14,7 +14,7 @@ from supervision.bridge_host import build_bridge
 from supervision.models import MonitoringSession, Outcome
 from tests.conftest import FAKEPBX_FAST, _fakepbx_phones
 from tests.live_stack import WAIT, Inbox, bridge, press, roster, rows, until  # noqa: F401
-from tests.test_spy_pbx_ends import RESTRICTED, ROUTES, fakepbx, pbx_options, spying  # noqa: F401
+from tests.test_spy_pbx_ends import RESTRICTED, ROUTES, fakepbx, pbx_options, route, spying  # noqa: F401
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(60)]
 
@@ -87,28 +87,32 @@ async def test_a_restarted_bridge_takes_its_spy_back_and_stop_works(fakepbx, bri
     assert sorted(hangups) == sorted([orphan, leg])
 
 
+@pytest.mark.parametrize("route", ROUTES)
 async def test_after_a_pbx_restart_the_same_channel_name_is_another_call_and_is_not_taken_back(
-        fakepbx, bridge, roster):
+        fakepbx, bridge, roster, route):
     """Asterisk's channel counters start again at 00000000 after a restart: the same leg name can
     come back for another call. Only the uniqueid tells them apart."""
     people, phones = roster
-    inbox, _watched, agent, _prefix = await spying(fakepbx, bridge, roster, "SIP")
+    inbox, _watched, agent, _prefix = await spying(fakepbx, bridge, roster, route)
     await inbox.next(state="spying")
     [row] = await rows()
     await bridge.stop()
     port = fakepbx.port
     await fakepbx.stop()
 
-    pbx = _fakepbx_phones(FakePBX(port=port, **FAKEPBX_FAST))
+    pbx = _fakepbx_phones(FakePBX(port=port, flavour=fakepbx.flavour.name, **FAKEPBX_FAST))
+    for device in ("PJSIP/104", "PJSIP/105"):
+        pbx.set_phone(device, "answer", ring_seconds=0)
     pbx.switch.ids.clock = lambda: time.time() + 3600  # it came back later: other uniqueids
     await pbx.start()
     try:
-        same_agent = await pbx.inbound_call("SIP/105")
+        same_agent = await pbx.inbound_call(agent.rsplit("-", 1)[0])
         assert same_agent == agent
         probe = build_bridge(bridge.layer, host="127.0.0.1", port=port, command_modules=())
         await probe.start()
         await probe.client.wait_until("up", timeout=WAIT)
-        await probe.client.send("Originate", actions.spy_originate(phones["petrova"], agent, "listen", allow_switch=True))
+        petrova = await sync_to_async(type(phones["petrova"]).objects.get)(pk=phones["petrova"].pk)
+        await probe.client.send("Originate", actions.spy_originate(petrova, agent, "listen", allow_switch=True))
         await until(lambda: row["spy_channel"] in spy_legs(pbx))
         await probe.stop()
         assert pbx.channels[row["spy_channel"]].uniqueid != row["spy_uniqueid"]
