@@ -7,6 +7,8 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 AMI_PORT ?= 5038
 POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/supervision
+# PBX=pjsip: PJSIP demo phones and a simulated Asterisk 22 (default: chan_sip and Asterisk 20)
+PBX ?= sip
 export AMI_PORT
 
 .PHONY: run test test-sqlite test-postgres bench clean
@@ -19,10 +21,11 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 run: $(STAMP)
+	@case "$(PBX)" in sip|pjsip) ;; *) echo "PBX must be sip or pjsip"; exit 2;; esac
 	$(PY) manage.py migrate --noinput
-	$(PY) manage.py seed_demo
-	@echo "Starting the simulated PBX (demo call-centre day) on 127.0.0.1:$(AMI_PORT) and the dashboard on http://$(HOST):$(PORT)/"
-	@$(PY) manage.py fakepbx --host 127.0.0.1 --port $(AMI_PORT) --scenario demo --ring-seconds 6 & pbx=$$!; \
+	$(PY) manage.py seed_demo $(if $(filter pjsip,$(PBX)),--pjsip)
+	@echo "Starting the simulated PBX ($(if $(filter pjsip,$(PBX)),Asterisk 22 PJSIP,Asterisk 20 chan_sip), demo call-centre day) on 127.0.0.1:$(AMI_PORT) and the dashboard on http://$(HOST):$(PORT)/"
+	@$(PY) manage.py fakepbx --host 127.0.0.1 --port $(AMI_PORT) --scenario demo --ring-seconds 6 $(if $(filter pjsip,$(PBX)),--flavour asterisk22) & pbx=$$!; \
 	  trap 'kill $$pbx 2>/dev/null' EXIT INT TERM; \
 	  $(VENV)/bin/daphne -b $(HOST) -p $(PORT) supervision.asgi:application
 

@@ -1,6 +1,8 @@
 """The demo roster that `make run` and the tests start from.
 
-Scheme (also in the README): everyone is on chan_sip with the Call-Info auto-answer preset.
+Scheme (also in the README): everyone is on chan_sip with the Call-Info auto-answer preset; with
+`pjsip=True` (`seed_demo --pjsip`, `make run PBX=pjsip`) the same people are PJSIP phones reached
+through `Local/<ext>@dashboard-phones` (deploy/extensions-autoanswer.conf), still Call-Info.
 
     admin     Administrator      SIP/200   admin, staff, superuser
     petrova   Anna Petrova       SIP/201   curator of ivanov, kuznetsova, sokolov (SIP/101-103)
@@ -29,6 +31,10 @@ DEMO_PEOPLE = [
     ("popova", "Olga", "Popova", Role.TRAINEE, "smirnov", "104"),
     ("lebedev", "Sergey", "Lebedev", Role.TRAINEE, "smirnov", "105"),
 ]
+
+
+# How the PJSIP demo phones are originated: the context of deploy/extensions-autoanswer.conf.
+PJSIP_ORIGINATE_CONTEXT = "dashboard-phones"
 
 
 def demo_password(username):
@@ -72,10 +78,12 @@ class DemoRoster:
 
 
 @transaction.atomic
-def seed_demo_roster(*, reset_passwords=False):
+def seed_demo_roster(*, reset_passwords=False, pjsip=False):
     """Create the demo roster, or bring an existing one back to the scheme above.
 
-    Existing demo users keep their password unless `reset_passwords` is set.
+    Existing demo users keep their password unless `reset_passwords` is set. `pjsip` makes (or
+    turns) the demo phones PJSIP ones originated through the Local route; without it they are (or
+    turn back into) chan_sip phones.
     """
     roster = DemoRoster()
     for username, first_name, last_name, role, curator_name, resource in DEMO_PEOPLE:
@@ -96,20 +104,26 @@ def seed_demo_roster(*, reset_passwords=False):
         roster.passwords[username] = demo_password(username)
         if created:
             roster.created.append(username)
-        roster.extensions[username] = _demo_extension(user, resource, roster)
+        roster.extensions[username] = _demo_extension(user, resource, roster, pjsip)
     return roster
 
 
-def _demo_extension(user, resource, roster):
-    extension = Extension.objects.filter(technology=Technology.SIP, resource=resource).first()
+def _demo_extension(user, resource, roster, pjsip):
+    technology = Technology.PJSIP if pjsip else Technology.SIP
+    other = Technology.SIP if pjsip else Technology.PJSIP
+    extension = Extension.objects.filter(technology=technology, resource=resource).first()
     if extension is None:
-        extension = Extension(technology=Technology.SIP, resource=resource, user=user)
+        # the same person's phone in the other scheme is converted rather than doubled
+        extension = Extension.objects.filter(technology=other, resource=resource, user=user).first()
+    if extension is None:
+        extension = Extension(technology=technology, resource=resource, user=user)
     elif extension.user_id != user.pk:
-        roster.notes.append(f"SIP/{resource} belongs to {extension.user.username}; left there")
+        roster.notes.append(f"{technology}/{resource} belongs to {extension.user.username}; left there")
         return extension
+    extension.technology = technology
     extension.display_name = user.get_full_name()
     extension.phone_preset = PhonePreset.CALL_INFO
-    extension.originate_context = ""
+    extension.originate_context = PJSIP_ORIGINATE_CONTEXT if pjsip else ""
     extension.monitorable = True
     extension.full_clean()
     extension.save()

@@ -2,7 +2,8 @@
 
 - `idle`: nothing happens by itself; only what clients originate (and tests inject).
 - `demo`: a call-centre day. Customers call the registered phones at random, each call is
-  answered, talks for a while and ends. Options (FakePBX(demo_options=...)): `interval`
+  answered, talks for a while and ends. On Asterisk 22 (PJSIP) every other call is placed by the
+  phone itself to a customer number, as trainees do (asterisk22-pjsip-call-105-answered). Options (FakePBX(demo_options=...)): `interval`
   (mean seconds between new calls, default 4), `talk_min`/`talk_max` (default 20/90 s).
 - load mode (`calls_per_second` and `concurrent` in demo_options): keeps about `concurrent`
   calls up, starting `calls_per_second` new ones per second while below that, on as many
@@ -39,9 +40,12 @@ async def _demo(pbx, options):
         if not free:
             continue
         device = rng.choice(free)
+        talk = rng.uniform(talk_min, talk_max)
+        if pbx.flavour.local_phone_route and rng.random() < 0.5:
+            await pbx.phone_calls(device, f"555{rng.randrange(10**4):04d}", talk_seconds=talk)
+            continue
         number = f"5{rng.randrange(10**9, 10**10)}"
-        await pbx.inbound_call(device, caller_num=number, caller_name=f"Customer {number[-4:]}",
-                               talk_seconds=rng.uniform(talk_min, talk_max))
+        await pbx.inbound_call(device, caller_num=number, caller_name=f"Customer {number[-4:]}", talk_seconds=talk)
 
 
 async def _load(pbx, calls_per_second, concurrent):

@@ -6,15 +6,20 @@ from accounts.demo import seed_demo_roster
 
 
 class Command(BaseCommand):
-    help = "Create the demo roster (admin, 2 curators, 5 trainees, SIP extensions) and print the logins."
+    help = "Create the demo roster (admin, 2 curators, 5 trainees, SIP or PJSIP extensions) and print the logins."
 
     def add_arguments(self, parser):
         parser.add_argument(
             "--reset-passwords", action="store_true", help="Set the demo passwords again on existing demo users."
         )
+        parser.add_argument(
+            "--pjsip", action="store_true",
+            help="PJSIP phones reached through Local/<ext>@dashboard-phones (converts the demo SIP phones); "
+                 "without it the demo phones are chan_sip ones again.",
+        )
 
-    def handle(self, *args, reset_passwords=False, **options):
-        roster = seed_demo_roster(reset_passwords=reset_passwords)
+    def handle(self, *args, reset_passwords=False, pjsip=False, **options):
+        roster = seed_demo_roster(reset_passwords=reset_passwords, pjsip=pjsip)
         if roster.created:
             self.stdout.write(self.style.SUCCESS(f"Created demo users: {', '.join(roster.created)}"))
         if len(roster.created) < len(roster.users):
