@@ -158,6 +158,23 @@ def browser_page(chromium_path):
             browser.close()
 
 
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
+    """On PostgreSQL this run's test database has a name of its own (tests/run_database.py), and
+    the ones killed runs left behind are dropped first."""
+    from django.conf import settings
+
+    from tests.run_database import drop_stray_databases, run_database_name
+
+    database = settings.DATABASES["default"]
+    if database["ENGINE"] != "django.db.backends.postgresql":
+        return
+    database.setdefault("TEST", {})["NAME"] = run_database_name()
+    server = {"user": database.get("USER"), "password": database.get("PASSWORD"), "host": database.get("HOST"),
+              "port": database.get("PORT")}
+    drop_stray_databases(dbname="postgres", **{key: value for key, value in server.items() if value})
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _end_stray_database_sessions(django_db_setup, django_db_blocker):
     """On PostgreSQL, end connections that worker threads (sync_to_async) still hold at the end of
