@@ -12,7 +12,7 @@ from accounts.models import Technology
 from fakepbx import FakePBX
 from supervision.models import Outcome
 from tests.conftest import FAKEPBX_FAST, _fakepbx_phones
-from tests.live_stack import Inbox, bridge, originates, press, roster, rows, until  # noqa: F401
+from tests.live_stack import Inbox, bridge, originates, press, press_on_page, roster, rows, until  # noqa: F401
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(60)]
 
@@ -132,3 +132,28 @@ async def test_a_whisper_the_pbx_ends_before_it_starts_fails_with_the_missing_be
 async def test_a_listen_with_q_does_not_beep_and_is_unharmed_by_the_missing_sound(fakepbx, bridge, roster):
     inbox, _watched, _agent, _prefix = await spying(fakepbx, bridge, roster, "SIP", mode="listen")
     await inbox.next(state="spying")
+
+
+@pytest.mark.parametrize("pbx_options", [{"users": RESTRICTED, "missing_sounds": {"beep"}}])
+async def test_a_russian_page_hears_the_refused_stop_and_the_missing_beep_in_russian(fakepbx, bridge, roster):
+    people, phones = roster
+    curator = people["petrova"]
+    inbox = await Inbox(bridge.layer, curator.pk).open()
+    agent = await fakepbx.inbound_call("SIP/105")
+    await until(lambda: (bridge.board.channel(agent) or {}).get("state") == "up")
+
+    await press_on_page(bridge, curator, {"type": "spy", "target": phones["anna"].pk, "mode": "whisper"}, "ru")
+    failed = await inbox.next(state="failed")
+    await press_on_page(bridge, curator, {"type": "spy", "target": phones["anna"].pk, "mode": "listen"}, "ru")
+    await inbox.next(state="spying")
+    await press_on_page(bridge, curator, {"type": "spy.stop"}, "ru")
+    refused = await inbox.next(reason="stop_refused")
+
+    assert failed["text"] == (
+        "АТС завершила подключение, не начав его. Без опции q ChanSpy сначала проигрывает звук «beep»: его может "
+        "не быть на АТС (попросите администратора установить основные звуки), или разговор (Anna) тем временем "
+        "закончился.")
+    assert refused["text"] == (
+        "АТС не завершила звонок (Permission denied): вы всё ещё подключены к разговору (Anna). Чтобы остановить, "
+        "положите трубку. Администратор может разрешить панели завершать звонки: manager.conf write=call для её "
+        "пользователя AMI.")
