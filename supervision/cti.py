@@ -14,15 +14,23 @@ Messages to the user's pages (group supervision.user.<id>):
      "reason": code, "text": ..., "session": id, "target": <extension id, pickup>,
      "number": ..., "recording": id}
 
-How a pickup ends (ami-captures asterisk20-pickupchan, asterisk20-sip-ringing-pickupchan):
-PickupChan answers the picker's own leg even when nothing rings (Reason 4 all the same), so the
-OriginateResponse alone does not say whether the call was taken. It was when a `Pickup` event names
-our ringing channel as TargetChannel, or when the OriginateResponse already carries the ringing
-leg's name (the picker took over its identity; over chan_sip that response comes BEFORE the
-`Pickup` event, over Local channels after it). A successful response naming the picker's own leg
-with no `Pickup` seen means nothing was ringing there any more: answered elsewhere or gone.
+How a pickup ends (ami-captures asterisk20-pickup-race-*, asterisk22-pjsip-pickupchan): PickupChan
+answers the picker's own phone whether or not it takes the call (Reason 4 all the same), and its
+OriginateResponse may come before or after the `Pickup` event and name either leg (the legs swap
+identities), so the response tells nothing. What tells: a `Pickup` event for our ringing channel
+(taken by our phone, or by someone else's), the ringing leg's `Hangup` (cause 26 "answered
+elsewhere" while our phone is up and nobody else's Pickup came: ours, decided after PICKUP_SETTLE;
+any other cause: the caller gave up), or our phone's leg hanging up before any of these (nothing
+rang there any more: too late). With none of these within PICKUP_VERDICT after the phone answered,
+the page says only what is known: the phone answered, the pickup is not confirmed.
+
+The call is the phone's own leg (presses.LegWatch): on the PJSIP route the Local pair may be
+optimised away while the phone's leg goes on (asterisk22-pjsip-click-to-call), so a dial, a playback
+or a picked-up call ends when the last of its legs hangs up. Why a phone did not connect comes from
+its own leg too (DialEnd, hang-up cause): PJSIP gives Reason 0 for a phone answering busy.
 """
 
+import asyncio
 import logging
 import time
 from dataclasses import dataclass
@@ -33,6 +41,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from supervision import actions, policy, presses
+from supervision.board import device_of
 from supervision.bridge import speaking
 from supervision.models import Kind, Outcome, Recording
 from supervision.presses import DONE, originate_reason, update_row
@@ -41,9 +50,15 @@ logger = logging.getLogger(__name__)
 
 PRESS_LIMIT = 5  # presses of these commands per user...
 PRESS_WINDOW = 10.0  # ...within this many seconds
+# A Pickup event follows the ringing leg's "answered elsewhere" within milliseconds on a real PBX
+# (every run of asterisk20-pickup-race-*); give it this long before deciding from the hang-up alone.
+PICKUP_SETTLE = 1.0
+# After the picker's phone answered, how long to wait for any of the events that tell before saying
+# that the pickup is not confirmed.
+PICKUP_VERDICT = 5.0
 
 
-@dataclass
+@dataclass(eq=False)  # each press is itself: kept in sets
 class Job:
     """One press in flight (the audit row holds the rest)."""
 
@@ -55,9 +70,12 @@ class Job:
     target_channel: str = ""  # pickup: the exact ringing channel
     recording_id: int | None = None
     action_id: str = ""
-    own_channel: str = ""  # the user's leg once known, followed to its Hangup
+    own_channel: str = ""  # the user's leg the PBX named first
     state: str = Outcome.REQUESTED
-    picked: bool = False
+    answered: bool = False  # the user's phone answered (OriginateResponse Success)
+    picked: bool = False  # pickup: the PBX said our phone took the call
+    legs: object = None  # presses.LegWatch: the legs this press makes on the user's phone
+    timer: object = None  # a pending verdict step (asyncio.TimerHandle)
     language: str | None = None  # of the page that pressed: the PBX's later events are told in it
 
 
@@ -130,9 +148,10 @@ class CallControl(presses.EventFollower):
         self.clock = clock
         self.pending_by_user = {}  # user id -> Job not yet answered (one press at a time)
         self.by_action = {}  # ActionID -> Job, until its OriginateResponse
-        self.by_target = {}  # ringing channel -> pickup Job, until Pickup / its response
-        self.by_channel = {}  # the user's leg -> Job, until its Hangup
+        self.by_target = {}  # ringing channel -> {pickup Jobs}: several users may press on one call
+        self.following = set()  # Jobs whose phone answered, followed until the last of their legs hangs up
         self.window = presses.PressWindow(clock)
+        self._tasks = set()
 
     # --- pickup ---------------------------------------------------------------------------------
 
@@ -176,7 +195,12 @@ class CallControl(presses.EventFollower):
                           lambda: _("Calling your phone to answer %(name)s's call…") % {"name": job.target_name})
 
     def _ringing_channel(self, device):
-        ringing = [c for c in self.bridge.board.channels_of(device) if c.get("state") == "ringing"]
+        """The call ringing on that phone: never a leg of a spy, pickup or playback (the board's
+        `leg`, or a leg the product's own press is ringing right now, before the PBX named its
+        application): picking that up would hear what it hears."""
+        own = presses.legs_in_flight(self.bridge, (Kind.SPY, Kind.PICKUP, Kind.PLAYBACK))
+        ringing = [c for c in self.bridge.board.channels_of(device)
+                   if c.get("state") == "ringing" and c.get("leg") is None and c["name"] not in own]
         return max(ringing, key=lambda c: c.get("created_at") or 0.0) if ringing else None
 
     # --- click-to-call --------------------------------------------------------------------------
@@ -281,7 +305,8 @@ class CallControl(presses.EventFollower):
                 setattr(job, name, value)
             if job.kind == Kind.PICKUP:
                 # Known before sending: a Pickup event racing ahead of our bookkeeping still finds the job.
-                self.by_target[job.target_channel] = job
+                self.by_target.setdefault(job.target_channel, set()).add(job)
+            job.legs = self.watch_legs(job.kind, verdict.row["from_extension"])
             response, failure = await presses.send_originate(self.bridge.client, verdict.fields)
             if failure is not None:
                 outcome, why, reason = failure
@@ -304,84 +329,159 @@ class CallControl(presses.EventFollower):
     # --- PBX events -----------------------------------------------------------------------------
 
     def _in_flight(self):
-        return self.by_action or self.by_target or self.by_channel
+        return self.by_action or self.by_target or self.following
 
-    def _press_of(self, msg):
-        """The job an event is about, if any (looked up, not taken out)."""
+    def _presses_of(self, msg):
+        """The jobs an event is about (looked up, not taken out): a Pickup or the ringing leg's
+        Hangup concerns every pickup pressed on that call."""
         if msg.event == "OriginateResponse":
-            return self.by_action.get(msg.action_id or "")
-        if msg.event == "Pickup":
-            return self.by_target.get(msg.get("TargetChannel") or "")
-        return self.by_channel.get(msg.get("Channel") or "")
+            job = self.by_action.get(msg.action_id or "")
+            return () if job is None else (job,)
+        name = msg.get("TargetChannel" if msg.event == "Pickup" else "Channel") or ""
+        jobs = self.by_target.get(name)
+        if jobs or msg.event == "Pickup":
+            return sorted(jobs or (), key=lambda job: job.session_id or 0)
+        return [job for job in self.following if job.legs is not None and name in job.legs.names]
 
     async def _handle_press_event(self, job, msg):
         """Idempotent: an event replayed after the Originate's Response counts once."""
+        if job.state in DONE:
+            return
         event = msg.event
         if event == "OriginateResponse":
             self.by_action.pop(msg.action_id or "", None)
-            if job.state in DONE:
+            if job.answered:
                 return
             if (msg.get("Response") or "").lower() != "success":
-                why = originate_reason(msg.get("Reason"))
+                why = presses.failure_words(job.legs, msg.get("Reason"))
                 return await self._finish(job, Outcome.FAILED, _("Your phone did not connect: %(why)s.") % {"why": why})
-            channel = msg.get("Channel") or ""
-            if job.kind != Kind.PICKUP:
-                return await self._answered(job, channel)
+            return await self._answered(job, msg.get("Channel") or "")
+        if event == "Pickup":
             if job.picked:
                 return
-            if channel == job.target_channel:
-                return await self._picked_up(job, None)  # identity swapped: the Pickup event follows
-            self.by_target.pop(job.target_channel, None)
-            await self._finish(job, Outcome.FAILED, _(
+            picker = msg.get("Channel") or ""
+            if device_of(picker) in (job.legs.phone_device, job.legs.local_device):
+                return await self._picked_up(job, picker)
+            return await self._too_late(job, _("Too late: someone else answered %(name)s's call.")
+                                        % {"name": job.target_name})
+        # Hangup: the ringing leg of a pickup, or one of the job's own legs.
+        name = msg.get("Channel") or ""
+        if job.kind == Kind.PICKUP and not job.picked and name == job.target_channel:
+            if msg.get("Cause") == "26":
+                # Answered elsewhere: by our phone if it is still up and no one else's Pickup came.
+                return self._later(job, PICKUP_SETTLE, self._settle_pickup)
+            return await self._too_late(job, _("Too late: %(name)s's caller hung up.") % {"name": job.target_name})
+        if name not in job.legs.names:
+            return
+        if job.kind == Kind.PICKUP and not job.picked and job.answered:
+            # Our phone's leg went before anything said the call was ours: nothing rang there any more.
+            return await self._too_late(job, _(
                 "Too late: %(name)s's call was no longer ringing (answered elsewhere or hung up).")
-                % {"name": job.target_name}, reason="not_ringing")
-        elif event == "Pickup":
-            if job.state in DONE:
-                return
-            await self._picked_up(job, msg.get("Channel") or "")
-        elif event == "Hangup":
-            if job.kind == Kind.PLAYBACK:
-                text = _("Finished playing “%(title)s”.") % {"title": job.target_name}
-            elif job.kind == Kind.DIAL:
-                text = _("The call to %(number)s ended.") % {"number": job.target_name}
-            else:
-                text = _("%(name)s's call ended.") % {"name": job.target_name}
-            await self._finish(job, Outcome.ENDED, text)
+                % {"name": job.target_name})
+        if not job.answered or job.legs.alive:
+            return  # a failed dial ends with its OriginateResponse; a call goes on in its other legs
+        if job.kind == Kind.PLAYBACK:
+            text = _("Finished playing “%(title)s”.") % {"title": job.target_name}
+        elif job.kind == Kind.DIAL:
+            text = _("The call to %(number)s ended.") % {"number": job.target_name}
+        else:
+            text = _("%(name)s's call ended.") % {"name": job.target_name}
+        await self._finish(job, Outcome.ENDED, text)
 
     async def _answered(self, job, channel):
-        job.state = Outcome.ANSWERED
-        job.own_channel = channel
+        """The user's phone answered. For a pickup that says nothing yet about the call."""
+        job.answered = True
         self.pending_by_user.pop(job.user_id, None)
-        if channel:
-            self.by_channel[channel] = job
+        self.following.add(job)
+        if job.picked:
+            return  # the Pickup came first and said it all; this response may name the ringing leg
+        job.own_channel = channel
+        if (job.legs is not None and channel != job.target_channel
+                and device_of(channel) in (job.legs.phone_device, job.legs.local_device)):
+            # The leg the PBX named (not the ringing leg a pickup swapped names with).
+            job.legs.names.add(channel)
+            if self.bridge.board.channel(channel) is not None:
+                job.legs.alive.add(channel)
         await update_row(job.session_id, outcome=Outcome.ANSWERED, answered_at=timezone.now(), spy_channel=channel[:200])
-        if job.kind == Kind.PLAYBACK:
+        if job.kind == Kind.PICKUP:
+            self._later(job, PICKUP_VERDICT, self._pickup_unconfirmed)
+            text = _("Your phone answered; waiting for the PBX to say whether it took %(name)s's call…") % {
+                "name": job.target_name}
+        elif job.kind == Kind.PLAYBACK:
             text = _("Playing “%(title)s” on your phone.") % {"title": job.target_name}
         else:
             text = _("Your phone answered; calling %(number)s.") % {"number": job.target_name}
         await self._status(job, "answered", "ok", text)
 
     async def _picked_up(self, job, picker_channel):
-        """Picked up: reported once; the picker's leg (from the Pickup event) is followed to its end."""
-        first = not job.picked
+        """The PBX said our phone took the call: told once; its legs are followed to their end."""
         job.picked = True
-        if picker_channel:
-            self.by_target.pop(job.target_channel, None)
-            job.own_channel = picker_channel
-            self.by_channel[picker_channel] = job
-        if first:
-            job.state = Outcome.ANSWERED
-            self.pending_by_user.pop(job.user_id, None)
-            await update_row(job.session_id, outcome=Outcome.ANSWERED, answered_at=timezone.now(),
-                          spy_channel=(picker_channel or "")[:200])
-            await self._status(job, "answered", "picked_up",
-                               _("You answered %(name)s's call on your phone.") % {"name": job.target_name})
-        elif picker_channel:
-            await update_row(job.session_id, spy_channel=picker_channel[:200])
+        self._cancel_timer(job)
+        self._forget_target(job)
+        self.pending_by_user.pop(job.user_id, None)
+        self.following.add(job)
+        job.legs.names.add(picker_channel)
+        if self.bridge.board.channel(picker_channel) is not None:
+            job.legs.alive.add(picker_channel)
+        job.state = Outcome.ANSWERED
+        fields = {"outcome": Outcome.ANSWERED, "spy_channel": picker_channel[:200]}
+        if not job.answered:
+            fields["answered_at"] = timezone.now()
+        await update_row(job.session_id, **fields)
+        await self._status(job, "answered", "picked_up",
+                           _("You answered %(name)s's call on your phone.") % {"name": job.target_name})
+
+    async def _too_late(self, job, text):
+        self._forget_target(job)
+        await self._finish(job, Outcome.FAILED, text, reason="not_ringing")
+
+    async def _settle_pickup(self, job):
+        """PICKUP_SETTLE after the ringing leg went "answered elsewhere" with no Pickup event."""
+        if job.picked:
+            return
+        if not job.answered:  # the response of our own phone is still to come: it decides first
+            return self._later(job, PICKUP_SETTLE, self._settle_pickup)
+        if job.legs.alive:
+            return await self._picked_up(job, sorted(job.legs.alive)[0])
+        await self._too_late(job, _("Too late: someone else answered %(name)s's call.") % {"name": job.target_name})
+
+    async def _pickup_unconfirmed(self, job):
+        """PICKUP_VERDICT after the phone answered, and nothing told: say what is known."""
+        if job.picked:
+            return
+        await self._status(job, "answered", "unconfirmed", _(
+            "Your phone answered, but the PBX has not said whether it took %(name)s's call.") % {"name": job.target_name})
+
+    def _later(self, job, delay, step):
+        """Run `step(job)` after `delay` seconds, in the PBX's order with the events (the lock) and
+        in the presser's language; a newer step replaces a pending one."""
+        self._cancel_timer(job)
+
+        def run():
+            job.timer = None
+            task = asyncio.ensure_future(self._step(job, step))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+        job.timer = asyncio.get_running_loop().call_later(delay, run)
+
+    async def _step(self, job, step):
+        async with self._lock:
+            if job.state in DONE:
+                return
+            with speaking(job.language):
+                await step(job)
+
+    @staticmethod
+    def _cancel_timer(job):
+        if job.timer is not None:
+            job.timer.cancel()
+            job.timer = None
 
     def _link_lost(self, state):
         jobs = {id(job): job for job in [*self.pending_by_user.values(), *self.by_action.values(),
-                                         *self.by_target.values(), *self.by_channel.values()]}
+                                         *(job for jobs in self.by_target.values() for job in jobs),
+                                         *self.following]}
         if not jobs:
             return None
         for job in jobs.values():
@@ -408,11 +508,21 @@ class CallControl(presses.EventFollower):
         await update_row(job.session_id, **fields)
         await self._status(job, outcome, reason or "ok", why)
 
+    def _forget_target(self, job):
+        jobs = self.by_target.get(job.target_channel)
+        if jobs is not None:
+            jobs.discard(job)
+            if not jobs:
+                del self.by_target[job.target_channel]
+
     def _release(self, job):
-        for table, key in [(self.pending_by_user, job.user_id), (self.by_action, job.action_id),
-                           (self.by_target, job.target_channel), (self.by_channel, job.own_channel)]:
+        for table, key in [(self.pending_by_user, job.user_id), (self.by_action, job.action_id)]:
             if key and table.get(key) is job:
                 del table[key]
+        self._forget_target(job)
+        self.following.discard(job)
+        self._cancel_timer(job)
+        self.unwatch(job.legs)
 
     async def _status(self, job, state, reason, text):
         message = {"type": "call.status", "kind": str(job.kind), "state": str(state), "reason": reason,

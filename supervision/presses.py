@@ -13,6 +13,7 @@ another process committed in between; the INSERT alone is atomic and is the step
 
 import asyncio
 import concurrent.futures
+import weakref
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
 
@@ -23,6 +24,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 
 from supervision.ami.pending import ActionError, ActionTimeout, ConnectionLost, NotConnected
+from supervision.board import device_of
 from supervision.bridge import speaking
 from supervision.models import MonitoringSession, Outcome
 
@@ -44,6 +46,114 @@ ORIGINATE_REASONS = {
 def originate_reason(code):
     words = ORIGINATE_REASONS.get(str(code))
     return _(words) if words else _("reason %(code)s") % {"code": code}
+
+
+# What the phone's own leg says when it did not connect: its `DialEnd` `DialStatus`, else its
+# hang-up cause (Q.850). On PJSIP a phone answering `486 Busy` gives OriginateResponse Reason 0, the
+# same as "no such extension"; only these tell busy from not available
+# (ami-captures asterisk22-pjsip-originate-failures; chan_sip: asterisk20-originate-failures).
+DIAL_STATUS_WORDS = {
+    "BUSY": gettext_noop("busy"),
+    "NOANSWER": gettext_noop("no answer"),
+    "CONGESTION": gettext_noop("congestion / not available"),
+    "CHANUNAVAIL": gettext_noop("not available (the phone is not registered or not reachable)"),
+}
+CAUSE_WORDS = {
+    "1": gettext_noop("no such number"),
+    "17": gettext_noop("busy"),
+    "18": gettext_noop("no answer"),
+    "19": gettext_noop("no answer"),
+    "20": gettext_noop("not available (the phone is not registered or not reachable)"),
+    "21": gettext_noop("the phone rejected the call"),
+    "27": gettext_noop("not available (the phone is not registered or not reachable)"),
+    "34": gettext_noop("congestion / not available"),
+    "38": gettext_noop("congestion / not available"),
+}
+LEG_EVENTS = frozenset({"Newchannel", "DialBegin", "DialEnd", "HangupRequest", "SoftHangupRequest", "Hangup"})
+
+
+class LegWatch:
+    """The channels one Originate makes on the presser's own phone, followed from the PBX's events
+    from the moment it is sent: on the PJSIP route the `Local/<ext>@<context>` pair (`device` of
+    the dial string) and the phone's leg its `;2` dials; on chan_sip the phone's leg the Originate
+    dials. It knows how their dial ended and why they hung up (a failed OriginateResponse names only
+    the dial string, with `Uniqueid: <unknown>`), and which of them are still up: the call is the
+    phone's own leg, which outlives the Local pair when Asterisk optimises it away
+    (asterisk22-pjsip-click-to-call)."""
+
+    def __init__(self, kind, phone_device, dial_string):
+        self.kind = kind
+        self.phone_device = phone_device
+        self.local_device = dial_string if dial_string.startswith("Local/") else None
+        self.names = set()  # every leg seen
+        self.alive = set()  # legs not hung up yet
+        self.dial_status = {}  # leg -> DialStatus of the dial that rang it
+        self.cause = {}  # leg -> first hang-up cause that says something (not 0 / 16)
+
+    def _add(self, name):
+        self.names.add(name)
+        self.alive.add(name)
+
+    def see(self, msg):
+        get = msg.fields.get
+        event = msg.event
+        if event == "Newchannel":
+            name = get("Channel") or ""
+            if self.local_device is not None and device_of(name) == self.local_device and name.startswith("Local/"):
+                self._add(name)
+        elif event == "DialBegin":
+            dest, caller = get("DestChannel") or "", get("Channel")
+            # An Originate's own dial has no calling channel; the Local route's `;2` is one of ours.
+            if device_of(dest) in (self.phone_device, self.local_device) and (not caller or caller in self.names):
+                self._add(dest)
+        elif event == "DialEnd":
+            dest = get("DestChannel") or ""
+            if dest in self.names and get("DialStatus"):
+                self.dial_status[dest] = get("DialStatus")
+        else:
+            name = get("Channel") or ""
+            if name in self.names:
+                cause = get("Cause") or ""
+                if cause not in ("", "0", "16") and name not in self.cause:
+                    self.cause[name] = cause
+                if event == "Hangup":
+                    self.alive.discard(name)
+
+    def phone_legs(self):
+        """The phone's own legs (not the Local pair), oldest name first."""
+        return sorted(name for name in self.names if not name.startswith("Local/"))
+
+    def why_not_connected(self):
+        """Words for why the phone did not connect, from its own legs; None when they said nothing.
+        The phone's leg speaks before the Local pair's."""
+        legs = self.phone_legs() + sorted(name for name in self.names if name.startswith("Local/"))
+        for leg in legs:
+            words = DIAL_STATUS_WORDS.get(self.dial_status.get(leg, ""))
+            if words:
+                return _(words)
+        for leg in legs:
+            words = CAUSE_WORDS.get(self.cause.get(leg, ""))
+            if words:
+                return _(words)
+        return None
+
+
+def failure_words(legs, reason_code):
+    """Why an Originate failed: what the phone's own legs said, else the OriginateResponse Reason."""
+    return (legs.why_not_connected() if legs is not None else None) or originate_reason(reason_code)
+
+
+# Every LegWatch in flight, per bridge: a pickup must never take a leg another press is ringing.
+_WATCHES = weakref.WeakKeyDictionary()
+
+
+def legs_in_flight(bridge, kinds):
+    """Names of the legs the product's own presses of these kinds are ringing or holding."""
+    names = set()
+    for watch in _WATCHES.get(bridge, ()):
+        if watch.kind in kinds:
+            names |= watch.alive
+    return names
 
 
 # --- the database thread (the bridge lives in the event loop, the ORM is synchronous) -------------
@@ -228,7 +338,8 @@ class EventFollower:
     first come first served), each in the language of the page that pressed.
 
     A command module sets EVENTS and `bridge`, and gives `_in_flight()`, `_press_of(msg)` (the press
-    in flight an event is about, looked up, not taken out; it has a `language`),
+    in flight an event is about, looked up, not taken out; it has a `language`; or `_presses_of(msg)`
+    when one event can be about several),
     `_handle_press_event(press, msg)` and `_link_lost(state)` (what becomes of the presses in
     flight when the PBX link is no longer up: a coroutine to run, or None)."""
 
@@ -237,6 +348,19 @@ class EventFollower:
     def __init__(self):
         self._recent = deque(maxlen=RECENT_EVENTS)
         self._lock = asyncio.Lock()
+        self._watches = set()  # LegWatch of each press whose Originate may still make legs
+
+    def watch_legs(self, kind, phone):
+        """Follow the legs an Originate ringing `phone` makes; call before sending it."""
+        watch = LegWatch(kind, phone.device, phone.dial_string)
+        self._watches.add(watch)
+        _WATCHES.setdefault(self.bridge, set()).add(watch)
+        return watch
+
+    def unwatch(self, watch):
+        if watch is not None:
+            self._watches.discard(watch)
+            _WATCHES.get(self.bridge, set()).discard(watch)
 
     def on_link(self, link=None):
         state = getattr(link, "state", None) or self.bridge.client.link.state
@@ -246,6 +370,9 @@ class EventFollower:
         return self._link_lost(state)
 
     def on_event(self, msg):
+        if self._watches and msg.event in LEG_EVENTS:
+            for watch in self._watches:
+                watch.see(msg)
         if msg.event not in self.EVENTS:
             return None
         self._recent.append(msg)
@@ -258,9 +385,13 @@ class EventFollower:
             await self._handle(msg)
 
     async def _handle(self, msg):
+        for press in self._presses_of(msg):
+            # The event comes from the PBX, not from a page: its texts speak the presser's language.
+            with speaking(press.language):
+                await self._handle_press_event(press, msg)
+
+    def _presses_of(self, msg):
+        """The presses an event is about: one at most, unless a module says otherwise (two users
+        may press Answer here on the same ringing call)."""
         press = self._press_of(msg)
-        if press is None:
-            return
-        # The event comes from the PBX, not from a page: its texts speak the presser's language.
-        with speaking(press.language):
-            await self._handle_press_event(press, msg)
+        return () if press is None else (press,)
