@@ -179,7 +179,6 @@ class SpyMonitor(presses.EventFollower):
         self.by_action = {}  # ActionID -> LiveSession, from `Response: Success` to OriginateResponse
         self.by_spy_channel = {}  # spy leg's channel name -> LiveSession
         self.window = presses.PressWindow(clock)
-        self._tasks = set()
         self.left_open = []  # spy rows a previous run left live: taken back or ended at the first login
         self.startup = None  # the read of those rows (a task in the loop), awaited before the first login's look
 
@@ -467,11 +466,6 @@ class SpyMonitor(presses.EventFollower):
         await self._status(live.user_id, outcome, reason or "ok", why, live)
         if was_spying:
             await self._notify_monitored(live, active=False)
-
-    def _spawn(self, coroutine):
-        task = asyncio.ensure_future(coroutine)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
 
     def _release(self, live):
         self.unwatch(live.legs)

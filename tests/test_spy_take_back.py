@@ -13,7 +13,7 @@ from supervision import actions
 from supervision.bridge_host import build_bridge
 from supervision.models import MonitoringSession, Outcome
 from tests.conftest import FAKEPBX_FAST, _fakepbx_phones
-from tests.live_stack import WAIT, Inbox, bridge, press, roster, rows, until  # noqa: F401
+from tests.live_stack import WAIT, bridge, press, roster, rows, until  # noqa: F401
 from tests.test_spy_pbx_ends import RESTRICTED, ROUTES, fakepbx, pbx_options, route, spying  # noqa: F401
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(60)]
