@@ -20,7 +20,23 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install --quiet -c constraints.txt -e '.[test,bench]'
 	touch $(STAMP)
 
+# `make run` refuses to start when something already answers on either port: the dashboard would
+# log in to whatever listens on AMI_PORT (a real PBX, another simulator) instead of its own.
+define PORTS_FREE
+import socket, sys
+for host, port, what, knob in (("127.0.0.1", int(sys.argv[1]), "the simulated PBX (AMI)", "AMI_PORT"),
+                               (sys.argv[2], int(sys.argv[3]), "the dashboard", "PORT")):
+    try:
+        socket.create_connection((host, port), timeout=1).close()
+    except OSError:
+        continue
+    sys.exit(f"Port {port} on {host} is taken (something answers there), so {what} cannot use it. "
+             f"Choose free ports: make run PORT=8001 AMI_PORT=5039 ({knob} is this one).")
+endef
+export PORTS_FREE
+
 run: $(STAMP)
+	@$(PY) -c "$$PORTS_FREE" $(AMI_PORT) $(HOST) $(PORT)
 	@case "$(PBX)" in sip|pjsip) ;; *) echo "PBX must be sip or pjsip"; exit 2;; esac
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py seed_demo $(if $(filter pjsip,$(PBX)),--pjsip)
