@@ -497,10 +497,11 @@ class SpyMonitor(presses.EventFollower):
                 detail = self.bridge.resync_detail or "-"
                 logger.warning("%s: the PBX would not list its channels (%s): %d spy session(s) of the previous "
                                "run end interrupted, their spy calls may go on", self.bridge.name, detail, len(left_open))
-                await presses.interrupt_rows(
-                    [row.pk for row in left_open],
+                await self._end_left_open(
+                    left_open,
                     _("The bridge restarted and the PBX would not list its channels (%(detail)s), so this spy "
-                      "could not be taken back; it may go on until the phone hangs up.") % {"detail": detail})
+                      "could not be taken back; it may go on until the phone hangs up.") % {"detail": detail},
+                    leg_gone=False)
             return
         legs = {(item.get("Channel"), item.get("Uniqueid")): item for item in items
                 if (item.get("Application") or "").lower() == "chanspy"}
@@ -508,11 +509,11 @@ class SpyMonitor(presses.EventFollower):
         for row in left_open:
             item = legs.get((row.spy_channel, row.spy_uniqueid)) if row.spy_channel and row.spy_uniqueid else None
             if item is None or row.user_id is None or row.user_id in self.by_user:
-                gone.append(row.pk)
+                gone.append(row)
             else:
                 await self._take_back(row, item)
         if gone:
-            await presses.interrupt_rows(gone, str(_("The bridge restarted while this session was in flight.")))
+            await self._end_left_open(gone, _("The bridge restarted while this session was in flight."), leg_gone=True)
         orphans = [item for key, item in legs.items()
                    if key[0] not in self.by_spy_channel and (item.get("CallerIDName") or "").startswith("Spy-")]
         if orphans:
@@ -521,15 +522,22 @@ class SpyMonitor(presses.EventFollower):
                 if item["Channel"].rsplit("-", 1)[0] in phones:
                     await self._hang_up_orphan(item)
 
+    async def _end_left_open(self, rows, reason, *, leg_gone):
+        """Rows of the previous run that cannot be taken back end `interrupted`, and their users'
+        open pages are told; the monitored person only when the spy leg is known to be gone."""
+        reason = str(reason)
+        await presses.interrupt_rows([row.pk for row in rows], reason)
+        for row in rows:
+            if row.user_id is None:
+                continue
+            live = _live_from_row(row)
+            live.state = Outcome.INTERRUPTED
+            await self._status(row.user_id, Outcome.INTERRUPTED, "bridge_restarted", reason, live)
+            if leg_gone and row.outcome == Outcome.SPYING:
+                await self._notify_monitored(live, active=False)
+
     async def _take_back(self, row, item):
-        live = LiveSession(
-            user_id=row.user_id, user_name=row.user_label, session_id=row.pk, target_id=row.target_extension_id,
-            target_user_id=row.target_user_id, target_name=row.target_label, target_channel=row.target_channel,
-            mode=row.mode, modes=[m for m in row.modes.split(",") if m] or [row.mode],
-            allow_switch=row.allow_switch, action_id=row.action_id, spy_channel=row.spy_channel,
-            spy_uniqueid=row.spy_uniqueid, options=(item.get("ApplicationData") or "").rpartition(",")[2],
-            state=Outcome.SPYING if row.outcome == Outcome.SPYING else Outcome.ANSWERED,
-        )
+        live = _live_from_row(row, options=(item.get("ApplicationData") or "").rpartition(",")[2])
         self.by_user[live.user_id] = live
         self.by_spy_channel[live.spy_channel] = live
         logger.info("%s: took back spy session %s (%s, %s on %s) after the restart",
@@ -620,6 +628,18 @@ class SpyMonitor(presses.EventFollower):
     @staticmethod
     def _monitored_message(live, *, active):
         return {"type": "monitored", "by": live.user_name, "mode": live.mode, "active": active}
+
+
+def _live_from_row(row, *, options=""):
+    """The session an audit row of a previous run describes (its texts in the site's language:
+    the page's is not known any more)."""
+    return LiveSession(
+        user_id=row.user_id, user_name=row.user_label, session_id=row.pk, target_id=row.target_extension_id,
+        target_user_id=row.target_user_id, target_name=row.target_label, target_channel=row.target_channel,
+        mode=row.mode, modes=[m for m in row.modes.split(",") if m] or [row.mode], allow_switch=row.allow_switch,
+        action_id=row.action_id, spy_channel=row.spy_channel, spy_uniqueid=row.spy_uniqueid, options=options,
+        state=Outcome.SPYING if row.outcome == Outcome.SPYING else Outcome.ANSWERED,
+    )
 
 
 def _stopped(live):

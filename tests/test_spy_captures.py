@@ -142,9 +142,13 @@ async def test_a_restarted_bridge_takes_the_listed_spy_leg_back_by_name_and_uniq
 
     live = monitor.by_user[curator.pk]
     assert (live.session_id, live.spy_channel, live.state) == (taken.pk, leg, Outcome.SPYING)
-    assert bridge.statuses() == [{"type": "spy.status", "state": "spying", "reason": "taken_back",
-                                  "text": "Listening to Anna", "session": taken.pk, "target": None,
-                                  "mode": "listen"}]
+    assert bridge.statuses() == [
+        {"type": "spy.status", "state": "spying", "reason": "taken_back", "text": "Listening to Anna",
+         "session": taken.pk, "target": None, "mode": "listen"},
+        {"type": "spy.status", "state": "interrupted", "reason": "bridge_restarted",
+         "text": "The bridge restarted while this session was in flight.", "session": other_run.pk,
+         "target": None, "mode": "listen"},
+    ]
     assert (await row(other_run.pk)).outcome == Outcome.INTERRUPTED  # same name, another call
     assert bridge.sent == []
 

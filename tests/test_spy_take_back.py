@@ -73,6 +73,8 @@ async def test_a_restarted_bridge_takes_its_spy_back_and_stop_works(fakepbx, bri
         assert foreign in fakepbx.channels  # not ours: left alone
         [stale] = await rows(pk=stale)
         assert stale["outcome"] == Outcome.INTERRUPTED
+        told = await inbox.next(session=stale["id"])
+        assert (told["state"], told["reason"]) == ("interrupted", "bridge_restarted")
 
         await press(again, curator, {"type": "spy.stop"})
         ended = await inbox.next(state="ended")
