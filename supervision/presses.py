@@ -255,8 +255,46 @@ def _settle(loop, read, judge, look):
         row["outcome"] = Outcome.REQUESTED
     else:
         row.update(outcome=Outcome.DENIED, outcome_detail=verdict.text[:255], ended_at=timezone.now())
-    verdict.session_id = MonitoringSession.objects.create(**row).pk
+    if verdict.reason == RATE_LIMITED and not verdict.allowed:
+        verdict.session_id = _BURSTS.record(row)
+    else:
+        verdict.session_id = MonitoringSession.objects.create(**row).pk
     return verdict
+
+
+class RefusalBursts:
+    """Rate-limited refusals are summarised: the first of a user's burst writes a row, the next
+    ones only count into it (`outcome_detail` "N presses refused: ...", `requested_at` the first,
+    `ended_at` the last). A burst ends after BURST_GAP seconds without one, and a flood that goes
+    on starts a new row every BURST_ROW_SECONDS: a user adds at most one such row per ten minutes,
+    whatever he sends. Used on the database thread only."""
+
+    BURST_GAP = 60.0
+    BURST_ROW_SECONDS = 600.0
+
+    def __init__(self):
+        self.open = {}  # user id -> [row id, count, first time, last time]
+
+    def record(self, row):
+        user = row.get("user")
+        key = user.pk if user is not None else None
+        now = row["ended_at"]
+        burst = self.open.get(key)
+        if burst is not None and (now - burst[3]).total_seconds() <= self.BURST_GAP \
+                and (now - burst[2]).total_seconds() <= self.BURST_ROW_SECONDS:
+            detail = f"{burst[1] + 1} presses refused: {row['outcome_detail']}"[:255]
+            # The row as this burst left it (not one deleted meanwhile, nor another in its place).
+            same = MonitoringSession.objects.filter(pk=burst[0], user_id=key, reason=RATE_LIMITED, ended_at=burst[3])
+            if same.update(ended_at=now, outcome_detail=detail):
+                burst[1] += 1
+                burst[3] = now
+                return burst[0]
+        pk = MonitoringSession.objects.create(**row).pk
+        self.open[key] = [pk, 1, now, now]
+        return pk
+
+
+_BURSTS = RefusalBursts()
 
 
 def link_refusal(link):

@@ -265,7 +265,9 @@ async def test_a_flood_of_presses_gets_one_originate(fakepbx, bridge, roster):
     outcomes = [(r["outcome"], r["reason"]) for r in await rows()]
     assert outcomes.count((Outcome.SPYING, "ok")) == 1
     assert outcomes.count((Outcome.DENIED, "already_monitoring")) == 4
-    assert outcomes.count((Outcome.DENIED, "rate_limited")) == 3
+    assert outcomes.count((Outcome.DENIED, "rate_limited")) == 1  # the burst, summarised
+    [burst] = await rows(reason="rate_limited")
+    assert burst["outcome_detail"] == "3 presses refused: Too many presses; wait a few seconds."
     texts = {m["text"] for m in inbox.messages if m.get("state") == "denied"}
     assert "Too many presses; wait a few seconds." in texts
 
