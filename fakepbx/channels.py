@@ -156,7 +156,7 @@ def dial_event(name, caller, dest, last):
 
 
 def local_bridge(one, two):
-    context, exten = one.context, one.exten
+    context, exten = two.context, two.exten  # where the `;2` runs
     return event(
         "LocalBridge", "call",
         one.block("LocalOne") + two.block("LocalTwo")

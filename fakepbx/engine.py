@@ -287,6 +287,9 @@ class Switch(LocalPhoneRoute):
         if phone is None or phone.behaviour == "unregistered":
             return self._fail(req, 0)
         channel = self.new_channel(self.channel_name(req.channel), device=req.channel)
+        if not self.flavour.local_phone_route:
+            # chan_sip's outgoing channel shows an empty Exten after its Newchannel (asterisk20-whisper-no-beep)
+            channel.exten = ""
         num, name = calls.parse_callerid(req.caller_id)
         if req.caller_id:
             self.set_callerid(channel, num, name)
@@ -506,16 +509,29 @@ class Switch(LocalPhoneRoute):
             far = None
         else:
             exten, _, context = resource.partition("@")
-            peer, far = self.new_local_pair(exten, context or "default")
+            peer, far = self.new_local_pair(exten, context or "default", linkedid=channel.linkedid)
             dial_string = resource
-            for leg in (peer, far):
-                self.set_callerid(leg, channel.caller_num if channel.caller_num != calls.UNKNOWN else "", "")
+            # the dialled `;1` carries the caller's name and, as connected line, its number; the
+            # `;2` running the dialplan carries the caller id (asterisk20-whisper-no-beep)
+            peer.exten = ""
+            peer.caller_name = channel.caller_name
+            peer.connected_num, peer.connected_name = channel.caller_num, channel.caller_name
+            self.emit(*calls.newcallerid(peer))
+            self.emit(*calls.channel_event("NewConnectedLine", peer))
+            far.caller_num, far.caller_name = channel.caller_num, channel.caller_name
+            far.connected_name = channel.caller_name
+            self.emit(*calls.newcallerid(far))
+            self.emit(*calls.channel_event("NewConnectedLine", far))
             self.emit(*calls.local_bridge(peer, far))
         self.emit(*calls.dial_event("DialBegin", channel, peer, ("DialString", dial_string)))
         if far is not None:
+            far.priority = 2
             self.set_state(far, 6)
         self.set_state(peer, 6)
         self.emit(*calls.dial_event("DialEnd", channel, peer, ("DialStatus", "ANSWER")))
+        peer.application, peer.app_data = "AppDial", "(Outgoing Line)"
+        if far is not None:
+            far.application, far.app_data = "Wait", "3600"  # the lab's from-internal answers and waits
         self.join_bridge([peer, channel])
 
     def join_bridge(self, channels):

@@ -111,12 +111,13 @@ def lab_pbx(flavour, **options):
     return pbx
 
 
-async def replay(name, flavour, *, moves=None, pbx_options=None, skip=()):
+async def replay(name, flavour, *, moves=None, pbx_options=None, skip=(), pbx=None):
     """Send the capture's actions to a fresh simulator; `moves[action_id]` is a coroutine
     function `(pbx, conn)` run once that action's reply arrived (what the lab did outside AMI).
     Channel names and uniqueids in the actions are rewritten to ours (same family, same ordinal).
     Actions whose ActionID is in `skip` are neither sent nor compared (the simulator does not
-    answer them). Returns (capture messages, our messages)."""
+    answer them). With `pbx` the replay runs on that (started) simulator and leaves it running.
+    Returns (capture messages, our messages)."""
     moves = moves or {}
     _, capture = capture_messages(name)
     capture = [m for m in capture if m.action_id not in skip]
@@ -124,8 +125,10 @@ async def replay(name, flavour, *, moves=None, pbx_options=None, skip=()):
     for message in capture:
         for _, value in message.pairs:
             capture_names.value(value)
-    pbx = lab_pbx(flavour, **(pbx_options or {}))
-    await pbx.start()
+    own = pbx is None
+    if own:
+        pbx = lab_pbx(flavour, **(pbx_options or {}))
+        await pbx.start()
     try:
         conn = await Raw.connect(pbx)
         ours = Renamer()
@@ -152,7 +155,8 @@ async def replay(name, flavour, *, moves=None, pbx_options=None, skip=()):
             await asyncio.sleep(0.1)  # ChanSpy attaches, the call settles, as the lab's scripts paused
         return capture, conn.messages
     finally:
-        await pbx.stop()
+        if own:
+            await pbx.stop()
 
 
 def _rewrite(value, capture_names, ours):
@@ -384,3 +388,129 @@ async def test_banner_and_versions_of_asterisk_22():
     settings = next(m for m in ours if "AMIversion" in m)
     assert (settings["AMIversion"], settings["AsteriskVersion"]) == (real_settings["AMIversion"], real_settings["AsteriskVersion"])
     assert [k for k, _ in settings.pairs] == [k for k, _ in real_settings.pairs]
+
+
+# --- Asterisk 20 (chan_sip), and both flavours ----------------------------------------------------
+
+TRAINEE_CALL = [("Channel", "SIP/105"), ("Application", "Dial"), ("Data", "Local/5551234@from-internal"),
+                ("CallerID", "Customer <5551234>"), ("Async", "true")]
+
+
+async def admin_places_the_trainee_call(pbx, conn):
+    """What the lab's admin connection did beside a 1cami capture: the trainee call, until bridged."""
+    admin = await Raw.connect(pbx)
+    await admin.login("admin", "adminsecret")
+    admin.send("Originate", TRAINEE_CALL, "trainee-105")
+    await admin.event("OriginateResponse", ActionID="trainee-105")
+    await conn.wait_for(lambda m: m.event == "BridgeEnter" and m["Channel"].startswith("SIP/105-"))
+    admin.close()
+
+
+def spied_call_ends_from_the_cli(pbx, conn):
+    async def move(pbx, conn):
+        start = await conn.event("ChanSpyStart")
+        await pbx.cli_hangup(start["SpyeeChannel"])
+        await conn.event("ChanSpyStop")
+        await asyncio.sleep(0.1)  # what comes next for the spy leg, if anything
+    return move(pbx, conn)
+
+
+async def test_spy_with_option_e_ends_when_the_spied_call_ends():
+    capture, ours = await replay("asterisk20-restricted-stop-exit-option-1cami", "asterisk20",
+                                 moves={"login-1cami": admin_places_the_trainee_call,
+                                        "spy-1cami": spied_call_ends_from_the_cli})
+    assert_same_segments(capture, ours)
+    for messages in (capture, ours):
+        spy = next(m for m in messages if m.event == "OriginateResponse" and m.action_id == "spy-1cami")["Channel"]
+        about_spy = [(m.event, m.get("Cause")) for m in messages
+                     if spy in (m.get("Channel"), m.get("SpyerChannel")) and m.event in PRODUCT_EVENTS | {"SoftHangupRequest"}]
+        assert about_spy[-2:] == [("ChanSpyStop", None), ("Hangup", "16")]
+        assert ("SoftHangupRequest", "32") not in about_spy
+
+
+async def test_restricted_user_cannot_hang_up_and_a_spy_without_e_stays_after_chanspystop():
+    async def refused_then_spied_call_ends(pbx, conn):
+        await conn.response("hangup-spy-1cami")
+        await spied_call_ends_from_the_cli(pbx, conn)
+        await lab_cleanup(pbx, conn)  # only this ends the spy leg
+
+    capture, ours = await replay("asterisk20-restricted-stop-1cami", "asterisk20",
+                                 moves={"login-1cami": admin_places_the_trainee_call,
+                                        "spy-1cami": lambda pbx, conn: conn.event("ChanSpyStart"),
+                                        "hangup-spy-1cami": refused_then_spied_call_ends})
+    assert_same_segments(capture, ours)
+    for messages in (capture, ours):
+        refused = next(m for m in messages if is_reply(m, "hangup-spy-1cami"))
+        assert [k for k, _ in refused.pairs] == ["Response", "ActionID", "Message"]
+        assert (refused["Response"], refused["Message"]) == ("Error", "Permission denied")
+        assert {m["Privilege"] for m in messages if m.event} == {"call,all"}
+        spy = next(m for m in messages if m.event == "OriginateResponse" and m.action_id == "spy-1cami")["Channel"]
+        stop = events_of(messages, "ChanSpyStop", SpyerChannel=spy)[0]
+        cleanup = events_of(messages, "SoftHangupRequest", Channel=spy, Cause="32")[0]
+        assert messages.index(stop) < messages.index(cleanup) < messages.index(events_of(messages, "Hangup", Channel=spy)[0])
+
+
+async def test_whisper_without_the_beep_file_ends_before_it_starts():
+    capture, ours = await replay("asterisk20-whisper-no-beep", "asterisk20", pbx_options={"missing_sounds": {"beep"}},
+                                 moves={"trainee-105": lambda pbx, conn: conn.event("BridgeEnter", CallerIDNum="5551234")})
+    assert_same_segments(capture, ours)
+    for messages in (capture, ours):
+        answered = next(m for m in messages if m.event == "OriginateResponse" and m.action_id == "spy-whisper-105")
+        assert (answered["Response"], answered["Reason"]) == ("Success", "4")
+        gone = events_of(messages, "Hangup", Channel=answered["Channel"])[0]
+        assert gone["Cause"] == "16" and not events_of(messages, "ChanSpyStart") and not events_of(messages, "ChanSpyStop")
+
+
+async def test_a_spy_leg_is_found_again_by_coreshowchannels_after_its_client_went_away():
+    pbx = lab_pbx("asterisk20")
+    await pbx.start()
+    try:
+        setup_capture, setup = await replay(
+            "asterisk20-spy-leg-coreshowchannels-setup", "asterisk20", pbx=pbx,
+            moves={"trainee-105": lambda pbx, conn: conn.event("BridgeEnter", CallerIDNum="5551234"),
+                   "spy-listen-105": lambda pbx, conn: conn.event("ChanSpyStart")})
+        assert_same_segments(setup_capture, setup)
+        capture, ours = await replay("asterisk20-spy-leg-coreshowchannels", "asterisk20", pbx=pbx)
+    finally:
+        await pbx.stop()
+    fields = PRODUCT_FIELDS + ("CallerIDName", "ConnectedLineNum", "ConnectedLineName")
+    listed = [m for m in ours if m.event == "CoreShowChannel"]
+    real = [m for m in capture if m.event == "CoreShowChannel"]
+    rename_ours, rename_real = Renamer(), Renamer()
+    for message in setup:
+        for _, value in message.pairs:
+            rename_ours.value(value)
+    for message in setup_capture:
+        for _, value in message.pairs:
+            rename_real.value(value)
+
+    def view(messages, names):
+        return sorted(tuple((k, names.value(m[k])) for k in fields if k in m) for m in messages)
+
+    assert view(listed, rename_ours) == view(real, rename_real), (view(listed, rename_ours), view(real, rename_real))
+    spy = next(m for m in listed if m["Application"] == "ChanSpy")
+    assert (spy["CallerIDNum"], spy["CallerIDName"], spy["BridgeId"]) == ("105", "Spy-105", "")
+    assert spy["Linkedid"] == spy["Uniqueid"]
+    assert [m.event for m in ours if m.event in ("ChanSpyStop", "Hangup")] == ["ChanSpyStop", "Hangup"]
+
+
+async def test_click_to_call_keeps_the_originate_callerid_as_connected_line():
+    capture, ours = await replay("asterisk20-click-to-call-connectedline", "asterisk20")
+    fields = PRODUCT_FIELDS + ("ConnectedLineNum", "ConnectedLineName")
+    assert_same_segments(capture, ours, fields=fields, events=PRODUCT_EVENTS | {"NewConnectedLine"})
+    for messages in (capture, ours):
+        leg = [m for m in messages if m.get("Channel", "").startswith("SIP/104-") and "ConnectedLineNum" in m]
+        first = next(i for i, m in enumerate(leg) if m.event == "NewConnectedLine")
+        assert {(m["ConnectedLineNum"], m["ConnectedLineName"]) for m in leg[first:]} == {("104", "104")}
+        assert "5551234" in {m.get("Exten") for m in leg}
+
+
+@pytest.mark.parametrize("name", ["asterisk20-busy-own-phone"])
+async def test_a_busy_own_phone_takes_a_second_call(name):
+    capture, ours = await replay(name, "asterisk20", skip=("dsl-busy",),
+                                 moves={"curator-104-call": lambda p, c: c.event("BridgeEnter", CallerIDNum="200"),
+                                        "trainee-105": lambda p, c: c.event("BridgeEnter", CallerIDNum="5551234"),
+                                        "spy-busy-104": lambda p, c: c.event("ChanSpyStart")})
+    assert_same_segments(capture, ours)
+    listed = [m["Channel"] for m in events_of(ours, "CoreShowChannel") if m["Channel"].startswith("SIP/104-")]
+    assert len(listed) == 2
