@@ -104,8 +104,9 @@ class DaphneServer:
 
 
 @contextmanager
-def running_dashboard(tmp_path, server_database, pbx_thread):
-    """The dashboard served by a real daphne, migrated and seeded with the demo roster."""
+def running_dashboard(tmp_path, server_database, pbx_thread, seed_options=()):
+    """The dashboard served by a real daphne, migrated and seeded with the demo roster
+    (`seed_options`: more arguments to seed_demo, e.g. `--pjsip`)."""
     env = {
         **os.environ,
         **server_database,
@@ -121,7 +122,7 @@ def running_dashboard(tmp_path, server_database, pbx_thread):
     env.pop("DJANGO_SETTINGS_MODULE", None)
     manage = [sys.executable, str(ROOT / "manage.py")]
     subprocess.run([*manage, "migrate", "--noinput", "-v", "0"], env=env, cwd=ROOT, check=True)
-    subprocess.run([*manage, "seed_demo"], env=env, cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+    subprocess.run([*manage, "seed_demo", *seed_options], env=env, cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
     server = DaphneServer(env, tmp_path / "daphne.log")
     server.start()
     try:

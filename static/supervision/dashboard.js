@@ -247,25 +247,43 @@
     return null;
   }
 
-  // The call shown on a card: a real call before a spy leg, an answered one before a ringing one.
+  // A leg of a ChanSpy, PickupChan or Playback (the board's `leg`, on the phone's own leg too on the
+  // PJSIP route) is not a call: the card says what the phone is doing and offers no button on it.
+  function isConversation(channel) {
+    return !channel.leg && !channel.spying_on;
+  }
+
+  // The call shown on a card: a conversation before a leg, an answered one before a ringing one.
   function liveCall(person, byDevice) {
     let best = null;
     let bestRank = -1;
     for (const extension of person.extensions) {
       for (const channel of byDevice.get(extension.device) || []) {
-        const rank = (channel.spying_on ? 0 : 4) + (channel.state === "up" ? 2 : channel.state === "ringing" ? 1 : 0);
+        const rank = (isConversation(channel) ? 4 : 0) + (channel.state === "up" ? 2 : channel.state === "ringing" ? 1 : 0);
         if (rank > bestRank) { best = { channel, extension }; bestRank = rank; }
       }
     }
     return best;
   }
 
-  function nameOfDevice(channelName) {
-    const device = channelName.slice(0, channelName.lastIndexOf("-"));
+  function nameOfDevice(device) {
     for (const card of cards.values()) {
       if (card.person.extensions.some((e) => e.device === device)) return card.person.name;
     }
-    return device;
+    return L.someone;
+  }
+
+  function nameOfChannel(channelName) {
+    return nameOfDevice(channelName.slice(0, channelName.lastIndexOf("-")));
+  }
+
+  // What a phone whose channel is a leg is doing, in words: "Whispering to Anna", "Answering a call".
+  function doing(channel) {
+    const leg = channel.leg || { role: "spy", target: channel.spying_on, mode: channel.spy_mode };
+    if (leg.role === "pickup") return L.leg_pickup;
+    if (leg.role === "playback") return L.leg_playback;
+    if (!leg.target) return L.leg_joining;
+    return fmt(L["doing_" + (leg.mode || "listen")], { name: nameOfChannel(leg.target) });
   }
 
   function press(card, mode) {
@@ -288,7 +306,7 @@
     const channel = live && live.channel;
     let badgeState = "idle";
     let badgeText = L.idle;
-    if (channel && channel.spying_on) { badgeState = "spying"; badgeText = L.listening_to + " " + nameOfDevice(channel.spying_on); }
+    if (channel && !isConversation(channel)) { badgeState = "spying"; badgeText = doing(channel); }
     else if (channel && channel.state === "up") { badgeState = "in_call"; badgeText = L.in_call; }
     else if (channel && channel.state === "ringing") { badgeState = "ringing"; badgeText = L.ringing; }
     else if (channel) { badgeState = "dialling"; badgeText = L.dialling; }
@@ -297,17 +315,18 @@
       card.badge.textContent = badgeText;
     }
     card.root.dataset.state = badgeState;
-    const caller = channel && !channel.spying_on
+    const caller = channel && isConversation(channel)
       ? [channel.connected_name, channel.connected_num].filter((v) => v && v !== "<unknown>").join(" ")
       : "";
     show(card.caller, caller);
-    const spies = channel && channel.spied_by ? channel.spied_by.map(nameOfDevice) : [];
-    show(card.listeners, spies.join(", "));
+    // Who is on this call, as people and modes (the board names the spying phone, not its Local leg).
+    const watchers = channel && channel.watchers ? channel.watchers : [];
+    show(card.listeners, watchers.map((w) => fmt(L["watcher_" + (w.mode || "listen")], { name: nameOfDevice(w.device) })).join(", "));
     tickCard(card);
 
     const session = live ? sessions.get(live.extension.id) : null;
     card.session = session && LIVE_SESSION.has(session.state) ? session : null;
-    const inCall = channel && channel.state === "up" && !channel.spying_on;
+    const inCall = channel && channel.state === "up" && isConversation(channel);
     for (const mode of MODES) {
       const button = card.buttons[mode];
       if (!button) continue;
