@@ -188,7 +188,8 @@ class CallControl(presses.EventFollower):
                 logger.warning("refusing to pick up %r: %s", ringing["name"], exc)
                 return refuse("unsafe_channel", _("%(name)s's call cannot be picked up.") % {"name": name},
                               ringing["name"])
-            row = _row(Kind.PICKUP, user, phone, request.client, target=target, target_channel=ringing["name"])
+            row = _row(Kind.PICKUP, user, phone, request.client, target=target, target_channel=ringing["name"],
+                       target_uniqueid=(ringing.get("uniqueid") or "")[:64])
             return presses.accepted(row, decision.reason, fields, target_name=name, target_channel=ringing["name"])
 
         await self._press(request, job, partial(_read_pickup, request.user_id, target_id), judge, look,
@@ -402,7 +403,8 @@ class CallControl(presses.EventFollower):
             job.legs.names.add(channel)
             if self.bridge.board.channel(channel) is not None:
                 job.legs.alive.add(channel)
-        await update_row(job.session_id, outcome=Outcome.ANSWERED, answered_at=timezone.now(), spy_channel=channel[:200])
+        await update_row(job.session_id, outcome=Outcome.ANSWERED, answered_at=timezone.now(), spy_channel=channel[:200],
+                         spy_uniqueid=self._uniqueid_of(channel))
         if job.kind == Kind.PICKUP:
             self._later(job, PICKUP_VERDICT, self._pickup_unconfirmed)
             text = _("Your phone answered; waiting for the PBX to say whether it took %(name)s's call…") % {
@@ -424,12 +426,18 @@ class CallControl(presses.EventFollower):
         if self.bridge.board.channel(picker_channel) is not None:
             job.legs.alive.add(picker_channel)
         job.state = Outcome.ANSWERED
-        fields = {"outcome": Outcome.ANSWERED, "spy_channel": picker_channel[:200]}
+        fields = {"outcome": Outcome.ANSWERED, "spy_channel": picker_channel[:200],
+                  "spy_uniqueid": self._uniqueid_of(picker_channel)}
         if not job.answered:
             fields["answered_at"] = timezone.now()
         await update_row(job.session_id, **fields)
         await self._status(job, "answered", "picked_up",
                            _("You answered %(name)s's call on your phone.") % {"name": job.target_name})
+
+    def _uniqueid_of(self, channel):
+        """Beside a channel name in the audit trail: names start again at 00000000 after a restart."""
+        known = self.bridge.board.channel(channel)
+        return (known or {}).get("uniqueid", "")[:64]
 
     async def _too_late(self, job, text):
         self._forget_target(job)

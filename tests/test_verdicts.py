@@ -66,6 +66,7 @@ async def test_a_pickup_is_told_by_the_pickup_event_whatever_the_race(racing_pbx
     curator = people["petrova"]
     inbox = await Statuses(racing_bridge.layer, curator.pk).open()
     ringing = await ringing_call(racing_pbx, racing_bridge, "SIP/105")
+    ringing_uniqueid = racing_bridge.board.channel(ringing)["uniqueid"]
 
     await press(racing_bridge, curator, {"type": "pickup", "target": phones["anna"].pk})
     picked = await inbox.next(reason="picked_up")
@@ -76,6 +77,8 @@ async def test_a_pickup_is_told_by_the_pickup_event_whatever_the_race(racing_pbx
     [row] = await rows(kind="pickup")
     assert (row["outcome"], row["target_channel"]) == (Outcome.ANSWERED, ringing)
     assert row["spy_channel"].startswith("SIP/104-")  # the picker's own leg, from the Pickup event
+    # Channel names start again after a PBX restart: the uniqueids say which calls these were.
+    assert row["target_uniqueid"] == ringing_uniqueid and row["spy_uniqueid"]
 
 
 async def test_a_pickup_through_the_local_route_is_not_too_late(driver, driver_pbx, driver_bridge, driver_roster):
