@@ -111,12 +111,14 @@ def lab_pbx(flavour, **options):
     return pbx
 
 
-async def replay(name, flavour, *, moves=None, pbx_options=None, skip=(), pbx=None):
+async def replay(name, flavour, *, moves=None, pbx_options=None, skip=(), pbx=None, together=()):
     """Send the capture's actions to a fresh simulator; `moves[action_id]` is a coroutine
     function `(pbx, conn)` run once that action's reply arrived (what the lab did outside AMI).
     Channel names and uniqueids in the actions are rewritten to ours (same family, same ordinal).
     Actions whose ActionID is in `skip` are neither sent nor compared (the simulator does not
-    answer them). With `pbx` the replay runs on that (started) simulator and leaves it running.
+    answer them). An action in `together` goes out with the next one, back to back (the reply is
+    not awaited first). With `pbx` the replay runs on that (started) simulator and leaves it running.
+    A move replaces the wait for the action's OriginateResponse.
     Returns (capture messages, our messages)."""
     moves = moves or {}
     _, capture = capture_messages(name)
@@ -132,6 +134,7 @@ async def replay(name, flavour, *, moves=None, pbx_options=None, skip=(), pbx=No
     try:
         conn = await Raw.connect(pbx)
         ours = Renamer()
+        pending = b""
         for action in sent_messages(name):
             if action.action_id in skip:
                 continue
@@ -141,17 +144,21 @@ async def replay(name, flavour, *, moves=None, pbx_options=None, skip=(), pbx=No
             pairs = [(key, _rewrite(value, capture_names, ours)) for key, value in action.pairs]
             if action.get("Action") == "Originate":
                 pairs = [(k, str(int(v) // 20) if k == "Timeout" else v) for k, v in pairs]
-            conn.send_bytes(encode(pairs))
             action_id = action.action_id
+            pending += encode(pairs)
+            if action_id in together:
+                continue  # sent with the next action, in one write
+            conn.send_bytes(pending)
+            pending = b""
             if action.get("Action") == "Logoff":
                 await conn.until_eof()
                 break
             reply = await conn.wait_for(lambda m, a=action_id: is_reply(m, a))
-            if action.get("Action") == "Originate" and reply.response == "Success":
-                if originate_response_before_next_reply(capture, action_id):
-                    await conn.event("OriginateResponse", ActionID=action_id)
             if action_id in moves:
                 await moves[action_id](pbx, conn)
+            elif action.get("Action") == "Originate" and reply.response == "Success":
+                if originate_response_before_next_reply(capture, action_id):
+                    await conn.event("OriginateResponse", ActionID=action_id)
             await asyncio.sleep(0.1)  # ChanSpy attaches, the call settles, as the lab's scripts paused
         return capture, conn.messages
     finally:
@@ -514,3 +521,129 @@ async def test_a_busy_own_phone_takes_a_second_call(name):
     assert_same_segments(capture, ours)
     listed = [m["Channel"] for m in events_of(ours, "CoreShowChannel") if m["Channel"].startswith("SIP/104-")]
     assert len(listed) == 2
+
+
+# --- chan_sip PickupChan: the race and its losers ---------------------------------------------------
+
+RACE_OF_RUN = {  # the README's race table: which row each captured run is
+    1: "response-first-own-leg", 2: "response-first-own-leg", 3: "response-first-ringing-leg",
+    4: "pickup-first-ringing-leg", 5: "response-first-own-leg", 6: "pickup-first-ringing-leg",
+}
+
+
+def rings(pbx, conn):
+    return conn.wait_for(lambda m: m.event == "Newstate" and m["ChannelState"] == "5"
+                         and m["Channel"].startswith("SIP/106-"))
+
+
+async def picked_up(pbx, conn):
+    await conn.event("Pickup")
+    await conn.event("OriginateResponse", ActionID="ring-106")
+    await conn.wait_for(lambda m: m.event == "Hangup" and m["Channel"].startswith("SIP/106-"))
+
+
+def race_view(messages):
+    """What a product reads of a pickup, ids renamed: the order of the picker's response and the
+    Pickup, the response's channel and uniqueid, the rung leg's end."""
+    names = Renamer()
+    for message in messages:
+        for _, value in message.pairs:
+            names.value(value)
+    answered = next(m for m in messages if m.event == "OriginateResponse" and m.action_id == "pickup-104")
+    pickup = events_of(messages, "Pickup")[0]
+    rung = events_of(messages, "Hangup", Channel=pickup["TargetChannel"])[0]
+    return {
+        "order": "response-first" if messages.index(answered) < messages.index(pickup) else "pickup-first",
+        "response": tuple(names.value(answered[k]) for k in ("Response", "Reason", "Channel", "Uniqueid")),
+        "pickup": tuple(names.value(pickup[k]) for k in ("Channel", "Uniqueid", "TargetChannel", "TargetUniqueid")),
+        "rung": (rung["Cause"], rung["Cause-txt"], rung["ChannelState"]),
+        "ring response": names.value(next(m for m in messages if m.event == "OriginateResponse"
+                                          and m.action_id == "ring-106")["Channel"]),
+    }
+
+
+@pytest.mark.parametrize("run", sorted(RACE_OF_RUN))
+async def test_each_captured_pickup_race_can_be_played(run):
+    name = f"asterisk20-pickup-race-{run}"
+    capture, ours = await replay(name, "asterisk20", pbx_options={"pickup_race": RACE_OF_RUN[run]},
+                                 moves={"ring-106": rings, "pickup-104": picked_up})
+    assert race_view(ours) == race_view(capture)
+    assert_same_segments(capture, ours)
+
+
+async def test_the_random_pickup_race_plays_every_row_from_its_seed():
+    seen = set()
+    for seed in range(12):
+        capture, ours = await replay("asterisk20-pickup-race-1", "asterisk20",
+                                     pbx_options={"pickup_race": "random", "seed": seed},
+                                     moves={"ring-106": rings, "pickup-104": picked_up})
+        view = race_view(ours)
+        seen.add((view["order"], view["response"][2].startswith("SIP/104")))
+        if len(seen) == 3:
+            break
+    assert seen == {("response-first", True), ("response-first", False), ("pickup-first", False)}
+
+
+async def test_two_pickers_one_wins_the_other_answers_and_hangs_up():
+    async def both_done(pbx, conn):
+        await conn.event("OriginateResponse", ActionID="pickup-104")
+        await conn.event("OriginateResponse", ActionID="ring-106")
+        await asyncio.sleep(0.1)
+
+    capture, ours = await replay("asterisk20-pickup-race-two-pickers", "asterisk20", together=("pickup-107",),
+                                 moves={"ring-106": rings, "pickup-104": both_done})
+    assert_same_segments(capture, ours)
+    for messages in (capture, ours):
+        winner = events_of(messages, "Pickup")
+        assert len(winner) == 1 and winner[0]["Channel"].startswith("SIP/107-")
+        loser = next(m for m in messages if m.event == "OriginateResponse" and m.action_id == "pickup-104")
+        assert (loser["Response"], loser["Reason"]) == ("Success", "4") and loser["Channel"].startswith("SIP/104-")
+        assert events_of(messages, "Hangup", Channel=loser["Channel"])[0]["Cause"] == "16"
+
+
+async def test_a_picker_too_late_for_an_answered_call_answers_and_hangs_up_at_once():
+    capture, ours = await replay("asterisk20-pickup-race-too-late-answered", "asterisk20",
+                                 moves={"ring-106": rings, "pickup-107": picked_up_by_107,
+                                        "pickup-104": late_picker_gone})
+    assert_same_segments(capture, ours)
+    check_too_late(capture, ours)
+
+
+async def picked_up_by_107(pbx, conn):
+    await conn.event("Pickup")
+    await asyncio.sleep(0.1)
+
+
+async def late_picker_gone(pbx, conn):
+    late = await conn.event("OriginateResponse", ActionID="pickup-104")
+    await conn.event("Hangup", Channel=late["Channel"])
+
+
+def check_too_late(capture, ours):
+    for messages in (capture, ours):
+        late = next(m for m in messages if m.event == "OriginateResponse" and m.action_id == "pickup-104")
+        assert (late["Response"], late["Reason"]) == ("Success", "4") and late["Channel"].startswith("SIP/104-")
+        gone = events_of(messages, "Hangup", Channel=late["Channel"])[0]
+        assert (gone["Cause"], gone["Cause-txt"]) == ("16", "Normal Clearing")
+        assert messages.index(late) < messages.index(gone)
+        assert not [m for m in events_of(messages, "Pickup") if m["Channel"] == late["Channel"]]
+
+
+async def test_a_picker_too_late_for_a_caller_who_gave_up():
+    async def caller_gives_up(pbx, conn):
+        ringing = await rings(pbx, conn)
+        await pbx.cli_hangup(ringing["Channel"])
+        await conn.event("OriginateResponse", ActionID="ring-106")
+
+    capture, ours = await replay("asterisk20-pickup-race-too-late-hungup", "asterisk20",
+                                 moves={"ring-106": caller_gives_up, "pickup-104": late_picker_gone})
+    assert_same_segments(capture, ours, events=PRODUCT_EVENTS | {"SoftHangupRequest"})
+    check_too_late(capture, ours)
+    for messages in (capture, ours):
+        given_up = next(m for m in messages if m.event == "OriginateResponse" and m.action_id == "ring-106")
+        assert (given_up["Response"], given_up["Reason"], given_up["Channel"], given_up["Uniqueid"]) == (
+            "Failure", "0", "SIP/106", "<unknown>")
+        rung = [m for m in messages if m.get("Channel", m.get("DestChannel", "")).startswith("SIP/106-")]
+        assert [(m.event, m.get("Cause"), m.get("DialStatus")) for m in rung if m.event in (
+            "SoftHangupRequest", "DialEnd", "Hangup")] == [
+            ("SoftHangupRequest", "32", None), ("DialEnd", None, "NOANSWER"), ("Hangup", "16", None)]
