@@ -15,6 +15,7 @@ again (`session.check`): a changed password, a deactivated or deleted user ends 
 
 import logging
 from dataclasses import dataclass, field
+from functools import partial
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
@@ -78,19 +79,24 @@ def filter_channels(channels, devices):
     return [channel for channel in channels if channel.get("device") in devices]
 
 
-def announce_roster_change(update_fields=None, **_kwargs):
+def announce_roster_change(sender=None, instance=None, update_fields=None, **_kwargs):
     if update_fields == {"last_login"}:
         return  # a login (Django saves the login time): no dashboard's view changes
-    transaction.on_commit(_send_roster_changed)
+    user_id = instance.pk if sender is User and instance is not None else None
+    transaction.on_commit(partial(_send_roster_changed, user_id))
 
 
-def _send_roster_changed():
+def _send_roster_changed(user_id=None):
+    """Every dashboard looks again; a saved or deleted user's own sockets check their session (a
+    changed password, a deactivated or deleted user end them)."""
     from supervision.bridge import BOARD_GROUP
 
     try:
         async_to_sync(get_channel_layer().group_send)(BOARD_GROUP, {"type": "roster.changed"})
     except Exception:  # noqa: BLE001 - a roster save must not fail because dashboards can't be told
         logger.warning("could not tell the dashboards about a roster change", exc_info=True)
+    if user_id is not None:
+        _tell_user(user_id, {"type": "session.check"})
 
 
 def announce_rights_change(action, **_kwargs):
@@ -126,13 +132,4 @@ def end_logged_out_session(sender, request=None, user=None, **_kwargs):
     _tell_user(user.pk, {"type": "session.logged_out", "session": session_key_digest(session.session_key)})
 
 
-def recheck_sessions(sender, instance, update_fields=None, **_kwargs):
-    if update_fields == {"last_login"}:
-        return
-    user_id = instance.pk
-    transaction.on_commit(lambda: _tell_user(user_id, {"type": "session.check"}))
-
-
 user_logged_out.connect(end_logged_out_session, dispatch_uid="sockets-session-logged-out")
-post_save.connect(recheck_sessions, sender=User, dispatch_uid="sockets-user-saved")
-post_delete.connect(recheck_sessions, sender=User, dispatch_uid="sockets-user-deleted")

@@ -255,9 +255,11 @@ class CallControl(presses.EventFollower):
                 return refuse(*early)
             # A recording one may not play is not named, neither on the page nor in one's own
             # audit rows: an unknown id and someone's private one get the same words.
-            if recording is None or not shared:
+            if recording is None or (not shared and shared.reason == "not_shared"):
                 return presses.refused(_row(Kind.PLAYBACK, user, phone, request.client), "not_found",
                                        _("That recording does not exist or is not shared with you."))
+            if not shared:
+                return refuse(shared.reason, shared.message)
             cannot = presses.cannot_ring(decision, phone, link, _("You have no phone in the roster to play to."))
             if cannot:
                 return refuse(*cannot)

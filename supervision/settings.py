@@ -338,6 +338,7 @@ LOGGING = {
     "loggers": {
         "supervision": {"level": LOG_LEVEL},
         "accounts": {"level": LOG_LEVEL},
+        "axes": {"level": "WARNING"},  # a line per failed login and lockout, not per successful one
     },
 }
 
