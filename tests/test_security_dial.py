@@ -34,7 +34,8 @@ async def test_a_site_pattern_decides_what_may_be_dialled(fakepbx, bridge, roste
     first = await inbox.next()
     assert (first["state"], first["reason"]) == ("denied", "bad_number"), inbox.messages
     await press(bridge, people["anna"], {"type": "dial", "number": "+74952293042"})
-    await inbox.next(state="queued")
+    second = await inbox.next()  # queued, or the PBX's own refusal: the simulated dialplan is digits only
+    assert second["state"] in ("queued", "failed"), inbox.messages
     [originate] = originates(fakepbx)
     assert originate["Exten"] == "+74952293042"
 
