@@ -251,11 +251,22 @@ async def test_without_auto_answer_the_originate_response_waits_for_the_phone():
 
 
 async def test_playdtmf_received_on_the_spy_leg_switches_modes():
+    modes = []
+
+    def mode_after(digit):
+        async def move(pbx, conn):
+            await conn.event("DTMFEnd", Digit=digit)
+            spy = (await conn.event("ChanSpyStart"))["SpyerChannel"]
+            modes.append(pbx.spy_mode(spy))
+        return move
+
     capture, ours = await replay("asterisk22-pjsip-chanspy-switch-dtmf-playdtmf", "asterisk22",
-                                 moves={"login-1": trainee_dials_customer})
+                                 moves={"login-1": trainee_dials_customer, "dtmf-5": mode_after("5"),
+                                        "dtmf-6": mode_after("6"), "dtmf-4": mode_after("4")})
     dtmf = {"DTMFBegin", "DTMFEnd"}  # a real PBX sends only DTMFEnd here; a DTMFBegin would show
     assert_same_segments(capture, ours, events=PRODUCT_EVENTS | dtmf,
                          fields=PRODUCT_FIELDS + ("Digit", "Direction"))
+    assert modes == ["whisper", "barge", "listen"]  # option d: 5 whisper, 6 barge, 4 listen
 
 
 async def test_busy_own_phone_takes_a_second_call_through_the_local_route():
@@ -647,3 +658,22 @@ async def test_a_picker_too_late_for_a_caller_who_gave_up():
         assert [(m.event, m.get("Cause"), m.get("DialStatus")) for m in rung if m.event in (
             "SoftHangupRequest", "DialEnd", "Hangup")] == [
             ("SoftHangupRequest", "32", None), ("DialEnd", None, "NOANSWER"), ("Hangup", "16", None)]
+
+
+async def test_customers_call_pjsip_phones_in_too():
+    # No capture has a trunk; this checks the Asterisk 22 names and that a spy reaches the call.
+    pbx = lab_pbx("asterisk22")
+    await pbx.start()
+    try:
+        conn = await Raw.connect(pbx)
+        await conn.login("admin", "adminsecret")
+        agent = await pbx.inbound_call("PJSIP/105", caller_num="5559876", caller_name="Customer")
+        assert agent.startswith("PJSIP/105-")
+        await conn.event("BridgeEnter", Channel=agent)
+        conn.send("Originate", [("Channel", "Local/104@dashboard-phones"), ("Application", "ChanSpy"),
+                                ("Data", f"{agent},qx"), ("Async", "true"), ("Variable", "AUTOANSWER=call-info")], "spy")
+        spy = await conn.event("OriginateResponse", ActionID="spy")
+        assert (await conn.event("ChanSpyStart", SpyerChannel=spy["Channel"]))["SpyeeChannel"] == agent
+        assert all(not m.get("Channel", "").startswith("SIP/") for m in conn.messages)
+    finally:
+        await pbx.stop()
