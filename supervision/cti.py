@@ -74,6 +74,7 @@ class Job:
     state: str = Outcome.REQUESTED
     answered: bool = False  # the user's phone answered (OriginateResponse Success)
     picked: bool = False  # pickup: the PBX said our phone took the call
+    answered_elsewhere: bool = False  # pickup: the ringing leg hung up with cause 26
     legs: object = None  # presses.LegWatch: the legs this press makes on the user's phone
     timer: object = None  # a pending verdict step (asyncio.TimerHandle)
     language: str | None = None  # of the page that pressed: the PBX's later events are told in it
@@ -372,6 +373,7 @@ class CallControl(presses.EventFollower):
         if job.kind == Kind.PICKUP and not job.picked and name == job.target_channel:
             if msg.get("Cause") == "26":
                 # Answered elsewhere: by our phone if it is still up and no one else's Pickup came.
+                job.answered_elsewhere = True
                 return self._later(job, PICKUP_SETTLE, self._settle_pickup)
             return await self._too_late(job, _("Too late: %(name)s's caller hung up.") % {"name": job.target_name})
         if name not in job.legs.names:
@@ -408,7 +410,10 @@ class CallControl(presses.EventFollower):
         await update_row(job.session_id, outcome=Outcome.ANSWERED, answered_at=timezone.now(), spy_channel=channel[:200],
                          spy_uniqueid=self._uniqueid_of(channel))
         if job.kind == Kind.PICKUP:
-            self._later(job, PICKUP_VERDICT, self._pickup_unconfirmed)
+            if job.answered_elsewhere:
+                self._later(job, PICKUP_SETTLE, self._settle_pickup)
+            else:
+                self._later(job, PICKUP_VERDICT, self._pickup_unconfirmed)
             text = _("Your phone answered; waiting for the PBX to say whether it took %(name)s's call…") % {
                 "name": job.target_name}
         elif job.kind == Kind.PLAYBACK:

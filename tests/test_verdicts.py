@@ -205,3 +205,21 @@ async def test_a_busy_phone_on_click_to_call_is_told_busy(driver, driver_pbx, dr
     failed = await inbox.next(state="failed")
 
     assert failed["text"] == "Your phone did not connect: busy."
+
+
+async def test_without_a_pickup_event_the_answered_elsewhere_hangup_tells(fakepbx, bridge, roster):
+    """A site whose manager.conf filters the Pickup event out (`eventfilter=!Event: Pickup`) still
+    gets the verdict: the ringing leg went "answered elsewhere" (cause 26) while our phone is up."""
+    people, phones = roster
+    emit = fakepbx.switch.emit
+    fakepbx.switch.emit = lambda klass, pairs: None if ("Event", "Pickup") in pairs else emit(klass, pairs)
+    curator = people["petrova"]
+    inbox = await Statuses(bridge.layer, curator.pk).open()
+    ringing = await ringing_call(fakepbx, bridge, "SIP/105")
+
+    await press(bridge, curator, {"type": "pickup", "target": phones["anna"].pk})
+    picked = await inbox.next(reason="picked_up")
+
+    assert picked["text"] == "You answered Anna's call on your phone."
+    assert ringing not in fakepbx.channels
+    assert all(m["state"] != "failed" for m in inbox.messages)
