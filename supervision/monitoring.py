@@ -180,6 +180,9 @@ class SpyMonitor(presses.EventFollower):
         self.by_spy_channel = {}  # spy leg's channel name -> LiveSession
         self.window = presses.PressWindow(clock)
         self.left_open = []  # spy rows a previous run left live: taken back or ended at the first login
+        # user id -> a session whose spy leg was up when the PBX link went: its fate waits for the
+        # next login's CoreShowChannels (the PBX may have kept the call, or restarted without it)
+        self.held = {}
         self.startup = None  # the read of those rows (a task in the loop), awaited before the first login's look
 
     # --- entry points -----------------------------------------------------------------------------
@@ -196,6 +199,8 @@ class SpyMonitor(presses.EventFollower):
     async def stop(self, bridge, request):
         live = self.by_user.get(request.user_id)
         wanted = request.command.get("session")
+        if live is None and await self._refuse_while_held(request.user_id):
+            return
         if live is None or (wanted is not None and wanted != live.session_id):
             await self._status(request.user_id, "idle", "no_session", _("You are not monitoring anyone."))
             return
@@ -208,6 +213,8 @@ class SpyMonitor(presses.EventFollower):
             await self._refuse_press(
                 request, live.target_id if live else None, mode, presses.RATE_LIMITED, presses.rate_limited_text()
             )
+            return
+        if live is None and await self._refuse_while_held(request.user_id):
             return
         if live is None or live.session_id is None:
             await self._status(request.user_id, "idle", "no_session", _("You are not monitoring anyone."))
@@ -393,7 +400,19 @@ class SpyMonitor(presses.EventFollower):
             logger.info("%s: stopping with %d spy session(s) in flight; the next start takes them back or ends them",
                         self.bridge.name, len(sessions))
             return None
-        return self._interrupted(sessions, state)
+        # A spy leg that was up may outlive the link (a network cut, not a PBX restart): no verdict
+        # until the next login's CoreShowChannels shows whether the PBX still runs it.
+        held = [live for live in sessions
+                if live.spy_channel and live.spy_uniqueid and live.state in (Outcome.ANSWERED, Outcome.SPYING)]
+        for live in held:
+            self.held[live.user_id] = live
+        return self._link_went([live for live in sessions if live not in held], held, state)
+
+    async def _link_went(self, lost, held, state):
+        await self._interrupted(lost, state)
+        for live in held:
+            with speaking(live.language):
+                await self._status(live.user_id, live.state, "link_down", _held_text(live, state), live)
 
     async def _interrupted(self, sessions, state):
         for live in sessions:
@@ -492,7 +511,10 @@ class SpyMonitor(presses.EventFollower):
             await self.startup
             self.startup = None
         left_open, self.left_open = self.left_open, []
+        held, self.held = list(self.held.values()), {}
         if items is None:
+            for live in held:
+                await self._end_held(live, leg_gone=False)
             if left_open:
                 detail = self.bridge.resync_detail or "-"
                 logger.warning("%s: the PBX would not list its channels (%s): %d spy session(s) of the previous "
@@ -505,6 +527,11 @@ class SpyMonitor(presses.EventFollower):
             return
         legs = {(item.get("Channel"), item.get("Uniqueid")): item for item in items
                 if (item.get("Application") or "").lower() == "chanspy"}
+        for live in held:
+            if (live.spy_channel, live.spy_uniqueid) in legs:
+                await self._resume(live)
+            else:
+                await self._end_held(live, leg_gone=True)
         gone = []
         for row in left_open:
             item = legs.get((row.spy_channel, row.spy_uniqueid)) if row.spy_channel and row.spy_uniqueid else None
@@ -537,12 +564,42 @@ class SpyMonitor(presses.EventFollower):
                 await self._notify_monitored(live, active=False)
 
     async def _take_back(self, row, item):
-        live = _live_from_row(row, options=(item.get("ApplicationData") or "").rpartition(",")[2])
+        await self._resume(_live_from_row(row, options=(item.get("ApplicationData") or "").rpartition(",")[2]))
+
+    async def _resume(self, live):
+        """The PBX still runs this session's spy leg: follow it again (Stop and Switch work)."""
         self.by_user[live.user_id] = live
         self.by_spy_channel[live.spy_channel] = live
-        logger.info("%s: took back spy session %s (%s, %s on %s) after the restart",
+        logger.info("%s: took back spy session %s (%s, %s on %s)",
                     self.bridge.name, live.session_id, live.spy_channel, live.mode, live.target_channel)
-        await self._status(live.user_id, live.state, "taken_back", self._live_text(live), live)
+        with speaking(live.language):
+            await self._status(live.user_id, live.state, "taken_back", self._live_text(live), live)
+
+    async def _end_held(self, live, *, leg_gone):
+        """A session held over a lost link that the PBX's listing does not bring back."""
+        was_spying = live.state == Outcome.SPYING
+        with speaking(live.language):
+            if leg_gone:
+                reason = _("The PBX link was lost, and when it came back your phone's spy call was gone.")
+            else:
+                reason = _("The PBX link was lost, and when it came back the PBX would not list its channels "
+                           "(%(detail)s): hang up your phone if it is still connected.") % {
+                               "detail": self.bridge.resync_detail or "-"}
+            await presses.interrupt_rows([live.session_id], reason)
+            live.state = Outcome.INTERRUPTED
+            await self._status(live.user_id, Outcome.INTERRUPTED, "link_down", reason, live)
+        if leg_gone and was_spying:
+            await self._notify_monitored(live, active=False)
+
+    async def _refuse_while_held(self, user_id):
+        """Stop or Switch while the link is down and the spy may go on: say what the user can do."""
+        live = self.held.get(user_id)
+        if live is None:
+            return False
+        await self._status(user_id, live.state, "pbx_down",
+                           _("The PBX link is down, so the dashboard cannot end or change the call: hang up your "
+                             "phone to stop."), live)
+        return True
 
     async def _hang_up_orphan(self, item):
         name = item["Channel"]
@@ -563,9 +620,13 @@ class SpyMonitor(presses.EventFollower):
         language)."""
         messages = []
         live = self.by_user.get(user_id)
+        held = self.held.get(user_id)
         if live is not None and live.session_id is not None and live.state not in DONE:
             state = "stopping" if live.stop_requested else live.state
             messages.append(self._status_message(state, "live", self._live_text(live), live))
+        elif held is not None:
+            link = self.bridge.client.link.state
+            messages.append(self._status_message(held.state, "link_down", _held_text(held, link), held))
         if settings.NOTIFY_MONITORED:
             for other in self.by_user.values():
                 if other.target_user_id == user_id and other.state == Outcome.SPYING:
@@ -628,6 +689,12 @@ class SpyMonitor(presses.EventFollower):
     @staticmethod
     def _monitored_message(live, *, active):
         return {"type": "monitored", "by": live.user_name, "mode": live.mode, "active": active}
+
+
+def _held_text(live, state):
+    return _("The PBX link was lost (%(state)s). Your phone may still be connected to %(name)s's call: hang up "
+             "your phone to stop. The session is taken back when the link returns.") % {
+                 "state": state, "name": live.target_name}
 
 
 def _live_from_row(row, *, options=""):

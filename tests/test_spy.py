@@ -8,8 +8,10 @@ from asgiref.sync import sync_to_async
 from channels.layers import InMemoryChannelLayer
 
 from accounts.models import Role
+from fakepbx import FakePBX
 from supervision.bridge_host import build_bridge
 from supervision.models import LIVE_OUTCOMES, Kind, MonitoringSession, Outcome
+from tests.conftest import FAKEPBX_FAST, FAKEPBX_PHONES
 from tests.live_stack import (  # noqa: F401
     Inbox,
     bridge,
@@ -289,20 +291,69 @@ async def test_pbx_down_is_refused_and_audited(fakepbx, bridge, roster):
     assert (row["outcome"], row["reason"]) == (Outcome.DENIED, "pbx_down")
 
 
-async def test_the_pbx_dying_midway_interrupts_the_session(fakepbx, bridge, roster):
+async def restarted(pbx):
+    """Asterisk started again on the same port: no calls, counters from 00000000."""
+    await pbx.stop()
+    again = FakePBX(port=pbx.port, **FAKEPBX_FAST)
+    for device in FAKEPBX_PHONES:
+        again.set_phone(device, "answer", ring_seconds=0)
+    return await again.start()
+
+
+async def test_a_pbx_that_dies_holds_the_spy_until_it_is_back_and_lists_no_spy_leg(fakepbx, bridge, roster):
+    """When the link goes, the spy leg may go on (a network cut) or be gone (Asterisk died): no
+    verdict until the next login's CoreShowChannels says which."""
     people, phones = roster
     inbox = await Inbox(bridge.layer, people["petrova"].pk).open()
+    watched = await Inbox(bridge.layer, people["anna"].pk).open()
     await live_call(fakepbx, bridge, "SIP/105")
     await press(bridge, people["petrova"], {"type": "spy", "target": phones["anna"].pk, "mode": "listen"})
     await inbox.next(state="spying")
+    await watched.next(type="monitored", active=True)
+
+    port = fakepbx.port
+    await fakepbx.stop()
+    held = await inbox.next(reason="link_down")
+
+    assert held["state"] == "spying"
+    assert held["text"] == ("The PBX link was lost (down). Your phone may still be connected to Anna's call: hang up "
+                            "your phone to stop. The session is taken back when the link returns.")
+    [row] = await rows()
+    assert row["outcome"] == Outcome.SPYING and row["ended_at"] is None
+    await press(bridge, people["petrova"], {"type": "spy.stop"})
+    refused = await inbox.next(reason="pbx_down")
+    assert refused["text"] == ("The PBX link is down, so the dashboard cannot end or change the call: hang up your "
+                               "phone to stop.")
+    assert bridge.spy_monitor.sessions_of(people["petrova"].pk)[0]["reason"] == "link_down"
+
+    pbx = await restarted(fakepbx)
+    try:
+        ended = await inbox.next(state="interrupted")
+    finally:
+        await pbx.stop()
+    assert pbx.port == port
+    assert ended["text"] == "The PBX link was lost, and when it came back your phone's spy call was gone."
+    [row] = await rows()
+    assert (row["outcome"], row["outcome_detail"]) == (Outcome.INTERRUPTED, ended["text"])
+    assert await watched.next(type="monitored", active=False)
+    assert bridge.spy_monitor.by_user == {} and bridge.spy_monitor.held == {}
+
+
+async def test_a_press_whose_phone_had_not_answered_ends_with_the_link(fakepbx, bridge, roster):
+    people, phones = roster
+    fakepbx.set_phone("SIP/104", "answer", ring_seconds=30)
+    inbox = await Inbox(bridge.layer, people["petrova"].pk).open()
+    await live_call(fakepbx, bridge, "SIP/105")
+    await press(bridge, people["petrova"], {"type": "spy", "target": phones["anna"].pk, "mode": "listen"})
+    await inbox.next(state="queued")
 
     await fakepbx.stop()
     interrupted = await inbox.next(state="interrupted")
 
-    assert interrupted["text"].startswith("The PBX link was lost")
+    assert interrupted["text"] == "The PBX link was lost (down)."
     [row] = await rows()
-    assert (row["outcome"], row["ended_at"] is not None) == (Outcome.INTERRUPTED, True)
-    assert bridge.spy_monitor.by_user == {}
+    assert row["outcome"] == Outcome.INTERRUPTED
+    assert bridge.spy_monitor.by_user == {} and bridge.spy_monitor.held == {}
 
 
 async def test_rows_left_open_by_a_dead_bridge_end_interrupted_when_the_pbx_has_no_leg_for_them(fakepbx, roster):
@@ -415,11 +466,16 @@ async def test_a_lost_link_is_told_to_each_presser_in_his_own_pages_language(fak
     await olga.next(state="spying")
     await ivan.next(state="spying")
 
-    await fakepbx.stop()
-    in_russian = await olga.next(state="interrupted")
-    in_english = await ivan.next(state="interrupted")
+    pbx = await restarted(fakepbx)
+    try:
+        held = [await olga.next(reason="link_down"), await ivan.next(reason="link_down")]
+        ended = [await olga.next(state="interrupted"), await ivan.next(state="interrupted")]
+    finally:
+        await pbx.stop()
 
-    assert in_russian["text"].startswith("Связь с АТС потеряна")
-    assert in_english["text"].startswith("The PBX link was lost")
-    details = sorted(r["outcome_detail"][:10] for r in await rows())
-    assert details == sorted([in_russian["text"][:10], in_english["text"][:10]])
+    assert held[0]["text"].startswith("Связь с АТС потеряна")
+    assert held[1]["text"].startswith("The PBX link was lost")
+    assert ended[0]["text"] == "Связь с АТС была потеряна, а когда она вернулась, вызова прослушивания уже не было."
+    assert ended[1]["text"] == "The PBX link was lost, and when it came back your phone's spy call was gone."
+    details = sorted(r["outcome_detail"] for r in await rows())
+    assert details == sorted(message["text"] for message in ended)

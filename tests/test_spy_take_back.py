@@ -3,6 +3,7 @@ again), hung up when no session owns them, their rows ended when the leg is gone
 simulated PBX, as in `asterisk20-spy-leg-coreshowchannels` and `asterisk22-pjsip-coreshowchannels`
 (the leg is found by `Application: ChanSpy`, its name and its uniqueid)."""
 
+import asyncio
 import time
 
 import pytest
@@ -13,7 +14,7 @@ from supervision import actions
 from supervision.bridge_host import build_bridge
 from supervision.models import MonitoringSession, Outcome
 from tests.conftest import FAKEPBX_FAST, _fakepbx_phones
-from tests.live_stack import WAIT, bridge, press, roster, rows, until  # noqa: F401
+from tests.live_stack import WAIT, Inbox, bridge, press, roster, rows, until  # noqa: F401
 from tests.test_spy_pbx_ends import RESTRICTED, ROUTES, fakepbx, pbx_options, route, spying  # noqa: F401
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(60)]
@@ -146,3 +147,77 @@ async def test_when_the_pbx_will_not_list_its_channels_the_rows_end_and_say_why(
     assert row["outcome_detail"] == (
         "The bridge restarted and the PBX would not list its channels (Permission denied), so this spy "
         "could not be taken back; it may go on until the phone hangs up.")
+
+
+class Relay:
+    """A TCP relay on the way from the bridge to the PBX: `cut()` drops the connections through it
+    (a network cut: the PBX keeps its calls), and the bridge's reconnection goes through it again."""
+
+    def __init__(self, target_port):
+        self.target_port = target_port
+        self.writers = set()
+
+    async def start(self):
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.port = self.server.sockets[0].getsockname()[1]
+        return self
+
+    async def _serve(self, reader, writer):
+        upstream_reader, upstream_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+        self.writers |= {writer, upstream_writer}
+        await asyncio.gather(self._pipe(reader, upstream_writer), self._pipe(upstream_reader, writer),
+                             return_exceptions=True)
+
+    async def _pipe(self, reader, writer):
+        try:
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        finally:
+            writer.close()
+
+    def cut(self):
+        for writer in self.writers:
+            writer.transport.abort()
+        self.writers.clear()
+
+    async def stop(self):
+        self.cut()
+        self.server.close()
+        await self.server.wait_closed()
+
+
+@pytest.mark.parametrize("route", ROUTES)
+async def test_a_network_cut_holds_the_spy_and_the_next_login_takes_it_back(fakepbx, bridge, roster, route):
+    """The link drops but the PBX keeps the call: the page is told the spy may go on, and once the
+    bridge is logged in again it finds the leg (name and uniqueid) and Stop works."""
+    people, phones = roster
+    curator = people["petrova"]
+    await bridge.stop()  # this test's bridge reaches the PBX through the relay
+    relay = await Relay(fakepbx.port).start()
+    via = build_bridge(bridge.layer, host="127.0.0.1", port=relay.port, username="dashboard", secret="dashboard-demo")
+    await via.spy_monitor.startup
+    await via.start()
+    try:
+        await via.client.wait_until("up", timeout=WAIT)
+        inbox, watched, _agent, _prefix = await spying(fakepbx, via, roster, route)
+        await inbox.next(state="spying")
+        [row] = await rows()
+
+        relay.cut()
+        held = await inbox.next(reason="link_down")
+        taken = await inbox.next(reason="taken_back")
+
+        assert (held["state"], held["session"]) == ("spying", row["id"])
+        assert (taken["state"], taken["session"], taken["text"]) == ("spying", row["id"], "Listening to Anna")
+        assert via.spy_monitor.by_user[curator.pk].spy_channel == row["spy_channel"]
+        assert [m for m in watched.messages if m.get("active") is False] == []
+        await press(via, curator, {"type": "spy.stop"})
+        ended = await inbox.next(state="ended")
+    finally:
+        await via.stop()
+        await relay.stop()
+    assert ended["text"] == "Stopped monitoring Anna."
+    assert row["spy_channel"] not in fakepbx.channels
+    [row] = await rows()
+    assert row["outcome"] == Outcome.ENDED
