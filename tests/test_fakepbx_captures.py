@@ -290,18 +290,31 @@ async def test_playback_through_the_local_route_hangs_up_when_the_file_ends():
 
 
 async def test_channel_counters_start_again_after_a_restart():
+    # The lab's Asterisk 22 had just been restarted: its first call's channels end in 00000000,
+    # PJSIP and Local alike; after `core restart now` no call is left and Uptime is 0.
+    _, before = capture_messages("asterisk22-pjsip-restart-core-restart-now-admin")
+    first_call = [m["Channel"] for m in before if m.event == "Newchannel"][:3]
     pbx = lab_pbx("asterisk22")
     await pbx.start()
     try:
-        first = await pbx.phone_calls("PJSIP/105", "5551234")
+        conn = await Raw.connect(pbx)
+        await conn.login("admin", "adminsecret")
+        await pbx.phone_calls("PJSIP/105", "5551234")
+        await pbx.phone_calls("PJSIP/105", "5551234")
         await pbx.stop()
         await pbx.start()
-        again = await pbx.phone_calls("PJSIP/105", "5551234")
+        capture, ours = await replay("asterisk22-pjsip-restart-core-restart-now-reconnect", "asterisk22", pbx=pbx)
+        assert_same_segments(capture, ours)
+        assert [m["Uptime"] for m in ours if m.event == "FullyBooted"] == ["0"]
+        watcher = await Raw.connect(pbx)
+        await watcher.login("admin", "adminsecret")
+        await pbx.phone_calls("PJSIP/105", "5551234")
+        await watcher.event("BridgeEnter", CallerIDNum="105")
+        again = [m["Channel"] for m in watcher.messages if m.event == "Newchannel"]
     finally:
         await pbx.stop()
-    _, capture = capture_messages("asterisk22-pjsip-restart-core-restart-now-reconnect")
-    assert capture[0]["Uptime"] == "0" if capture[0].event == "FullyBooted" else True
-    assert first == again == "PJSIP/105-00000000"
+    assert again == first_call == ["PJSIP/105-00000000", "Local/5551234@customer-00000000;1",
+                                   "Local/5551234@customer-00000000;2"]
 
 
 async def test_a_phone_placing_a_call_looks_like_the_trainee_call():
@@ -677,3 +690,24 @@ async def test_customers_call_pjsip_phones_in_too():
         assert all(not m.get("Channel", "").startswith("SIP/") for m in conn.messages)
     finally:
         await pbx.stop()
+
+
+async def test_the_spy_prefix_is_a_plain_string_prefix_on_pjsip_too():
+    async def trainee_1050_dials(pbx, conn):
+        await pbx.phone_calls("PJSIP/1050", "5551234", caller_name="Trainee 1050")
+        await conn.event("BridgeEnter", CallerIDNum="1050")
+
+    capture, ours = await replay("asterisk22-pjsip-chanspy-prefix-1050", "asterisk22",
+                                 moves={"login-1": trainee_1050_dials})
+    assert_same_segments(capture, ours)
+    for messages in (capture, ours):
+        assert [m["SpyeeChannel"][:11] for m in events_of(messages, "ChanSpyStart")] == ["PJSIP/1050-"]
+
+
+@pytest.mark.parametrize("name,flavour", [("asterisk20-two-calls-one-phone", "asterisk20"),
+                                          ("asterisk22-pjsip-two-calls-one-phone", "asterisk22")])
+async def test_one_phone_holds_two_calls(name, flavour):
+    capture, ours = await replay(name, flavour, skip=("dsl-two",))
+    assert_same_segments(capture, ours)
+    listed = [m for m in events_of(ours, "CoreShowChannel")]
+    assert len(listed) == 2 and {m["ConnectedLineNum"] for m in listed} == {"5551111", "5552222"}
