@@ -5,8 +5,9 @@ import argparse
 import asyncio
 import signal
 
-from .engine import BEHAVIOURS, PICKUP_RACE_MODES
+from .engine import BEHAVIOURS
 from .flavours import FLAVOURS
+from .pickup import PICKUP_RACE_MODES
 from .server import FakePBX
 
 DEFAULT_USER = ("dashboard", "dashboard-demo")

@@ -1,16 +1,18 @@
 """The call engine of the simulated Asterisk: phones, Originate, the applications the product uses
 (Wait, ChanSpy, PickupChan, Playback, Dial), hangups and inbound customer calls.
 
-Every change is reported through `emit(event_class, pairs)` in the order Asterisk 20 sends it (the
-sequences are copied from ../shared/ami-captures). Timing uses asyncio sleeps so tests can shrink
-it: phones carry their own ring time, Originate its own Timeout.
+Every change is reported through `emit(event_class, pairs)` in the order Asterisk sends it (the
+sequences are copied from ../shared/ami-captures; what differs between Asterisk 20 with chan_sip
+and Asterisk 22 with PJSIP is in flavours). Timing uses asyncio sleeps so tests can shrink it:
+phones carry their own ring time, Originate its own Timeout. The PJSIP Local route lives in
+local_route, PickupChan in pickup, calls that start at a phone or a trunk in phone_calls.
 
 Dial strings understood:
 - `SIP/104`, `PJSIP/104`, `IAX2/...`: the phone registered under exactly that device.
 - `Local/<ext>@<context>`: a Local pair `;1`/`;2`. The contexts of the capture dialplan behave as
-  there (`busy`, `congested`, `rejected`, `ringing`, `from-internal`); any other context rings the
-  registered phone whose resource is `<ext>` (`SIP/104` or `PJSIP/104` for `Local/104@phones`).
-  That covers the docs' auto-answer context whatever its name.
+  there (`busy`, `congested`, `rejected`, `ringing`, `from-internal`); on Asterisk 20 any other
+  context rings the registered phone whose resource is `<ext>` (`SIP/104` for `Local/104@phones`);
+  on Asterisk 22 any context but the lab's runs deploy/extensions-autoanswer.conf (local_route).
 - anything else: unknown technology (Reason 0).
 """
 
@@ -22,6 +24,8 @@ from . import channels as calls
 from .channels import Bridge, Channel, IdSource
 from .flavours import flavour_named
 from .local_route import CUSTOMER_NUMBER, LocalPhoneRoute
+from .phone_calls import PhoneCalls
+from .pickup import PickupChan, pickup_race_mode
 
 TECHNOLOGIES = {"SIP", "PJSIP", "IAX2", "DAHDI", "Local"}
 BEHAVIOURS = ("answer", "autoanswer", "busy", "noanswer", "congestion", "unregistered", "unreachable")
@@ -37,20 +41,6 @@ LAB_MISSING_SOUND = re.compile(r"(^|/)no[-/]such")
 LAB_CONTEXTS = set(CONTEXT_BEHAVIOUR) | {"phones", "customer"}
 SPY_DTMF = {"4": "listen", "5": "whisper", "6": "barge"}
 REASON = {"answer": 4, "busy": 5, "congestion": 8, "noanswer": 3, "failed": 0}
-# The picker's OriginateResponse against its `Pickup` on chan_sip, one per row of the README's race
-# table (asterisk20-pickup-race-1..6): which comes first, and whose Channel/Uniqueid it names.
-PICKUP_RACES = ("response-first-own-leg", "response-first-ringing-leg", "pickup-first-ringing-leg")
-PICKUP_RACE_MODES = PICKUP_RACES + ("random",)
-
-
-def pickup_race_mode(mode):
-    """None keeps the order of asterisk20-sip-ringing-pickupchan (response first, ringing leg)."""
-    mode = mode or "response-first-ringing-leg"
-    if mode not in PICKUP_RACE_MODES:
-        raise ValueError(f"unknown pickup race {mode!r}: one of {', '.join(PICKUP_RACE_MODES)}")
-    return mode
-
-
 @dataclass
 class Phone:
     device: str
@@ -93,7 +83,7 @@ def wants_autoanswer(variables):
     return False
 
 
-class Switch(LocalPhoneRoute):
+class Switch(LocalPhoneRoute, PickupChan, PhoneCalls):
     def __init__(self, emit, *, phones=None, default_behaviour=None, clock=None, playback_seconds=3.0,
                  ringing_context_seconds=20.0, spy_poll_seconds=0.05, transmit_silence=True,
                  flavour="asterisk20", missing_sounds=(), pickup_race=None, race_random=None):
@@ -418,33 +408,6 @@ class Switch(LocalPhoneRoute):
             channel.application, channel.app_data = "Wait", "3600"
         return True, 4, channel
 
-    def _picked_up(self, req, ringing, picker):
-        """The ringing leg was taken by PickupChan: the call lives on in the picker's channel."""
-        picker.application, picker.app_data = req.application or "Wait", req.data
-        # The ringing originate's response names the picker but keeps the caller id it rang with
-        # (asterisk20-pickup-race-*, asterisk22-pjsip-pickupchan).
-        picker.variables["__response_caller"] = (ringing.caller_num, ringing.caller_name)
-        if self.flavour.local_phone_route:
-            # the masquerade swaps the dialplan places: the `;1` goes on in the rung call's
-            # (from-internal, s), the rung leg ends where `;1` was (asterisk22-pjsip-pickupchan)
-            (picker.context, picker.exten), (ringing.context, ringing.exten) = (
-                (ringing.context, ringing.exten), (picker.context, picker.exten))
-        # Asterisk reports the originate as answered (by the picker) before the ringing leg goes.
-        asyncio.get_running_loop().call_soon(self._finish_pickup, ringing, picker)
-        return True, 4, picker
-
-    def _finish_pickup(self, ringing, picker):
-        self.emit(*calls.dial_event("DialEnd", None, picker, ("DialStatus", "ANSWER")))
-        self.hangup(ringing, 26)
-
-    def pickup_target(self, data):
-        """The ringing channel a PickupChan with this Data would take, or None."""
-        specs = [s for s in data.split(",")[0].split("&") if s]
-        for waiting, waiter in self._ring_waits.items():
-            if waiting.alive and not waiter.done() and any(waiting.name.startswith(s) for s in specs):
-                return waiting
-        return None
-
     # --- applications --------------------------------------------------------------------------
 
     def start_application(self, channel, req):
@@ -616,148 +579,3 @@ class Switch(LocalPhoneRoute):
         options = channel.variables.get("__chanspy_options") or {}
         if "d" in options and digit in SPY_DTMF:
             self.spy_modes[channel.name] = SPY_DTMF[digit]
-
-    # PickupChan -------------------------------------------------------------------------------
-
-    def pickup_before_response(self, picker, data):
-        """What happens between the picker's answer and its OriginateResponse; returns the channel
-        the response names. On chan_sip that is a race (asterisk20-pickup-race-1..6): the `Pickup`
-        may come first, and the masquerade may hand the response the ringing leg's name and
-        Uniqueid (`self.pickup_race`). Through the PJSIP Local route the response always comes first
-        and names the picker's own `;1` (asterisk22-pjsip-pickupchan). With nothing left to pick up
-        it names the picker's own leg (asterisk20-pickup-race-too-late-*)."""
-        target = self.pickup_target(data)
-        if target is None or not self.flavour.pickup_swaps_identities:
-            return picker
-        race = self.pickup_race
-        if race == "random":
-            race = self.race_random.choice(PICKUP_RACES) if self.race_random else PICKUP_RACES[0]
-        if race.startswith("pickup-first"):
-            self._pick_up(picker, target)
-        return target if race.endswith("ringing-leg") else picker
-
-    def _app_pickupchan(self, picker, data):
-        """Runs at once, so of two pickers sent back to back the first wins; the loser, like a
-        picker that comes too late, answers and hangs up at once with Normal Clearing and no
-        `Pickup` (asterisk20-pickup-race-two-pickers, -too-late-answered)."""
-        if picker.variables.pop("__picked_up", None):
-            return
-        waiting = self.pickup_target(data)
-        if waiting is None:
-            self._route_enter_bridge(picker)
-            self.hangup(picker)
-            return
-        self._pick_up(picker, waiting)
-
-    def _pick_up(self, picker, waiting):
-        picker.variables["__picked_up"] = True
-        picker.connected_num, picker.connected_name = waiting.caller_num, waiting.caller_name
-        self.emit(*calls.channel_event("NewConnectedLine", picker))
-        self._route_picked_up(picker, waiting)
-        self.emit(*calls.pickup_event(picker, waiting))
-        self._ring_waits[waiting].set_result(("pickup", picker))
-        # the picker now carries the picked call until someone hangs up
-
-    # --- a phone's own call -------------------------------------------------------------------
-
-    async def phone_calls(self, device, number, caller_name=None, talk_seconds=None):
-        """The phone dials `number` itself: its incoming channel (`PJSIP/105-...`, `CallerIDNum: 105`,
-        `Exten: <number>`) runs `Dial(Local/<number>@customer,60)`, the customer answers at once and
-        both are bridged (asterisk22-pjsip-call-105-answered; on Asterisk 20 the Local leg goes to
-        `from-internal`). With `talk_seconds` the phone hangs up after that long. Returns the
-        phone's channel name."""
-        phone = self.phone_for(device) or self.set_phone(device, "answer")
-        own_num, own_name = phone.resource, caller_name or calls.UNKNOWN
-        context = self.flavour.customer_context
-        call = self.new_channel(self.channel_name(device), state=4, context="from-internal", exten=number,
-                                device=device, caller=(own_num, own_name))
-        if self.flavour.local_phone_route and not CUSTOMER_NUMBER.match(number):
-            # an internal number (the lab's `_2XX`) answers at once and waits
-            # (the curator's own call in asterisk22-pjsip-busy-own-phone)
-            call.priority = 2
-            self.set_state(call, 6)
-            call.priority, call.application, call.app_data = 4, "Wait", "3600"
-            if talk_seconds is not None:
-                call.task = self.spawn(self._phone_hangs_up(call, talk_seconds))
-            return call.name
-        one, two = self.new_local_pair(number, context, linkedid=call.linkedid)
-        one.caller_num, one.connected_num, one.connected_name = number, own_num, own_name
-        self.emit(*calls.newcallerid(one))
-        self.emit(*calls.channel_event("NewConnectedLine", one))
-        two.caller_num, two.caller_name, two.connected_num = own_num, own_name, number
-        self.emit(*calls.newcallerid(two))
-        self.emit(*calls.channel_event("NewConnectedLine", two))
-        self.emit(*calls.local_bridge(one, two))
-        two.priority = 2
-        self.set_state(two, 6)
-        two.priority, two.application, two.app_data = 4, "Wait", "3600"
-        call.priority = 2
-        call.application, call.app_data = "Dial", f"Local/{number}@{context},60"
-        self.emit(*calls.dial_event("DialBegin", call, one, ("DialString", f"{number}@{context}")))
-        self.set_state(one, 6)
-        self.emit(*calls.dial_event("DialEnd", call, one, ("DialStatus", "ANSWER")))
-        self.set_state(call, 6)
-        one.exten, one.application, one.app_data = "", "AppDial", "(Outgoing Line)"
-        self.join_bridge([one, call])
-        if talk_seconds is not None:
-            call.task = self.spawn(self._phone_hangs_up(call, talk_seconds))
-        return call.name
-
-    async def _phone_hangs_up(self, call, seconds):
-        await asyncio.sleep(seconds)
-        if call.alive:
-            self.emit(*calls.channel_event("HangupRequest", call, ("Cause", "16")))
-            self.hangup(call, 16)
-
-    # --- inbound customer calls ----------------------------------------------------------------
-
-    async def inbound_call(self, device, caller_num="5551234", caller_name="Customer", answer=True, talk_seconds=None):
-        """A customer call from the trunk ringing `device`; returns the agent channel once it exists."""
-        phone = self.phone_for(device) or self.set_phone(device, "answer")
-        customer = self.new_channel(
-            self.channel_name(f"{self.flavour.phone_technology}/trunk"), state=4, context="from-trunk",
-            exten=phone.resource)
-        customer.caller_num, customer.caller_name = caller_num, caller_name
-        agent_name = self.channel_name(device) + (";1" if device.startswith("Local/") else "")
-        agent = self.new_channel(agent_name, context="from-internal", exten=phone.resource,
-                                 linkedid=customer.linkedid, device=device)
-        agent.caller_num, agent.caller_name = caller_num, caller_name
-        agent.connected_num, agent.connected_name = caller_num, caller_name
-        agent.application = "AppDial"
-        agent.app_data = "(Outgoing Line)"
-        customer.application, customer.app_data = "Dial", f"{device},30"
-        self.emit(*calls.dial_event("DialBegin", customer, agent, ("DialString", phone.resource)))
-        self.set_state(agent, 5)
-        self.emit(*calls.dial_event("DialState", customer, agent, ("DialStatus", "RINGING")))
-        customer.task = self.spawn(self._inbound_run(customer, agent, phone, answer, talk_seconds))
-        return agent.name
-
-    async def _inbound_run(self, customer, agent, phone, answer, talk_seconds):
-        if not answer or phone.behaviour in ("noanswer", "busy", "congestion", "unregistered", "unreachable"):
-            outcome, picker = await self._wait_ringing(agent, None, 30.0)
-        else:
-            outcome, picker = await self._wait_ringing(agent, phone.ring_seconds, 3600.0)
-        if outcome == "pickup" and customer.alive:
-            # PickupChan took the call: the rung leg goes ("Answered elsewhere", as in the capture)
-            # and the customer talks to the picker's channel.
-            self.hangup(agent, 26)
-            self.set_state(customer, 6)
-            self.join_bridge([customer, picker])
-            if talk_seconds is not None:
-                await asyncio.sleep(talk_seconds)
-                self.hangup(customer)
-            return
-        if outcome == "pickup" or not customer.alive:
-            return
-        if outcome != "answer":
-            self.emit(*calls.dial_event("DialEnd", customer, agent, ("DialStatus", "NOANSWER")))
-            self.hangup(agent, 19)
-            self.hangup(customer, 19)
-            return
-        self.set_state(agent, 6)
-        self.emit(*calls.dial_event("DialEnd", customer, agent, ("DialStatus", "ANSWER")))
-        self.set_state(customer, 6)
-        self.join_bridge([customer, agent])
-        if talk_seconds is not None:
-            await asyncio.sleep(talk_seconds)
-            self.hangup(customer)

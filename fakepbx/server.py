@@ -1,6 +1,7 @@
-"""A simulated Asterisk 20 Manager Interface: a real asyncio TCP server that logs users in from a
-manager.conf, enforces their read/write classes like manager.c, answers the actions the product
-uses and streams events shaped exactly like the captures in ../shared/ami-captures.
+"""A simulated Asterisk Manager Interface (Asterisk 20 with chan_sip, or 22 with PJSIP: see
+flavours): a real asyncio TCP server that logs users in from a manager.conf, enforces their
+read/write classes like manager.c, answers the actions the product uses and streams events shaped
+exactly like the captures in ../shared/ami-captures.
 
     pbx = FakePBX(port=0, phones={"SIP/105": "answer"})
     await pbx.start(); ...; await pbx.stop()
@@ -28,8 +29,6 @@ from .scenarios import run_scenario
 from supervision.ami.protocol import Parser, ProtocolError, banner, encode
 
 GOODBYE = "Thanks for all the fish."
-AMI_VERSION = "9.0.0"  # Asterisk 20's, as the captures greet with (the default flavour)
-ASTERISK_VERSION = "20.20.1"
 PRE_LOGIN_ACTIONS = {"login", "logoff", "challenge"}
 
 

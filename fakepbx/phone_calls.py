@@ -1,0 +1,111 @@
+"""Calls that do not start with an Originate: a phone placing a call itself (a trainee dialling
+a customer, asterisk22-pjsip-call-105-answered) and a customer calling a phone from the trunk."""
+
+import asyncio
+
+from . import channels as calls
+from .local_route import CUSTOMER_NUMBER
+
+
+class PhoneCalls:
+    """Mixed into engine.Switch (uses its phones, channel bookkeeping, ringing and bridges)."""
+
+    async def phone_calls(self, device, number, caller_name=None, talk_seconds=None):
+        """The phone dials `number` itself: its incoming channel (`PJSIP/105-...`, `CallerIDNum: 105`,
+        `Exten: <number>`) runs `Dial(Local/<number>@customer,60)`, the customer answers at once and
+        both are bridged (asterisk22-pjsip-call-105-answered; on Asterisk 20 the Local leg goes to
+        `from-internal`). With `talk_seconds` the phone hangs up after that long. Returns the
+        phone's channel name."""
+        phone = self.phone_for(device) or self.set_phone(device, "answer")
+        own_num, own_name = phone.resource, caller_name or calls.UNKNOWN
+        context = self.flavour.customer_context
+        call = self.new_channel(self.channel_name(device), state=4, context="from-internal", exten=number,
+                                device=device, caller=(own_num, own_name))
+        if self.flavour.local_phone_route and not CUSTOMER_NUMBER.match(number):
+            # an internal number (the lab's `_2XX`) answers at once and waits
+            # (the curator's own call in asterisk22-pjsip-busy-own-phone)
+            call.priority = 2
+            self.set_state(call, 6)
+            call.priority, call.application, call.app_data = 4, "Wait", "3600"
+            if talk_seconds is not None:
+                call.task = self.spawn(self._phone_hangs_up(call, talk_seconds))
+            return call.name
+        one, two = self.new_local_pair(number, context, linkedid=call.linkedid)
+        one.caller_num, one.connected_num, one.connected_name = number, own_num, own_name
+        self.emit(*calls.newcallerid(one))
+        self.emit(*calls.channel_event("NewConnectedLine", one))
+        two.caller_num, two.caller_name, two.connected_num = own_num, own_name, number
+        self.emit(*calls.newcallerid(two))
+        self.emit(*calls.channel_event("NewConnectedLine", two))
+        self.emit(*calls.local_bridge(one, two))
+        two.priority = 2
+        self.set_state(two, 6)
+        two.priority, two.application, two.app_data = 4, "Wait", "3600"
+        call.priority = 2
+        call.application, call.app_data = "Dial", f"Local/{number}@{context},60"
+        self.emit(*calls.dial_event("DialBegin", call, one, ("DialString", f"{number}@{context}")))
+        self.set_state(one, 6)
+        self.emit(*calls.dial_event("DialEnd", call, one, ("DialStatus", "ANSWER")))
+        self.set_state(call, 6)
+        one.exten, one.application, one.app_data = "", "AppDial", "(Outgoing Line)"
+        self.join_bridge([one, call])
+        if talk_seconds is not None:
+            call.task = self.spawn(self._phone_hangs_up(call, talk_seconds))
+        return call.name
+
+    async def _phone_hangs_up(self, call, seconds):
+        await asyncio.sleep(seconds)
+        if call.alive:
+            self.emit(*calls.channel_event("HangupRequest", call, ("Cause", "16")))
+            self.hangup(call, 16)
+
+    async def inbound_call(self, device, caller_num="5551234", caller_name="Customer", answer=True, talk_seconds=None):
+        """A customer call from the trunk ringing `device`; returns the agent channel once it exists."""
+        phone = self.phone_for(device) or self.set_phone(device, "answer")
+        customer = self.new_channel(
+            self.channel_name(f"{self.flavour.phone_technology}/trunk"), state=4, context="from-trunk",
+            exten=phone.resource)
+        customer.caller_num, customer.caller_name = caller_num, caller_name
+        agent_name = self.channel_name(device) + (";1" if device.startswith("Local/") else "")
+        agent = self.new_channel(agent_name, context="from-internal", exten=phone.resource,
+                                 linkedid=customer.linkedid, device=device)
+        agent.caller_num, agent.caller_name = caller_num, caller_name
+        agent.connected_num, agent.connected_name = caller_num, caller_name
+        agent.application = "AppDial"
+        agent.app_data = "(Outgoing Line)"
+        customer.application, customer.app_data = "Dial", f"{device},30"
+        self.emit(*calls.dial_event("DialBegin", customer, agent, ("DialString", phone.resource)))
+        self.set_state(agent, 5)
+        self.emit(*calls.dial_event("DialState", customer, agent, ("DialStatus", "RINGING")))
+        customer.task = self.spawn(self._inbound_run(customer, agent, phone, answer, talk_seconds))
+        return agent.name
+
+    async def _inbound_run(self, customer, agent, phone, answer, talk_seconds):
+        if not answer or phone.behaviour in ("noanswer", "busy", "congestion", "unregistered", "unreachable"):
+            outcome, picker = await self._wait_ringing(agent, None, 30.0)
+        else:
+            outcome, picker = await self._wait_ringing(agent, phone.ring_seconds, 3600.0)
+        if outcome == "pickup" and customer.alive:
+            # PickupChan took the call: the rung leg goes ("Answered elsewhere", as in the capture)
+            # and the customer talks to the picker's channel.
+            self.hangup(agent, 26)
+            self.set_state(customer, 6)
+            self.join_bridge([customer, picker])
+            if talk_seconds is not None:
+                await asyncio.sleep(talk_seconds)
+                self.hangup(customer)
+            return
+        if outcome == "pickup" or not customer.alive:
+            return
+        if outcome != "answer":
+            self.emit(*calls.dial_event("DialEnd", customer, agent, ("DialStatus", "NOANSWER")))
+            self.hangup(agent, 19)
+            self.hangup(customer, 19)
+            return
+        self.set_state(agent, 6)
+        self.emit(*calls.dial_event("DialEnd", customer, agent, ("DialStatus", "ANSWER")))
+        self.set_state(customer, 6)
+        self.join_bridge([customer, agent])
+        if talk_seconds is not None:
+            await asyncio.sleep(talk_seconds)
+            self.hangup(customer)
