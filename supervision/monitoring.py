@@ -528,7 +528,9 @@ class SpyMonitor(presses.EventFollower):
         legs = {(item.get("Channel"), item.get("Uniqueid")): item for item in items
                 if (item.get("Application") or "").lower() == "chanspy"}
         for live in held:
-            if (live.spy_channel, live.spy_uniqueid) in legs:
+            # (A user who started another session meanwhile keeps that one; the old leg is then
+            # an orphan, hung up below.)
+            if (live.spy_channel, live.spy_uniqueid) in legs and live.user_id not in self.by_user:
                 await self._resume(live)
             else:
                 await self._end_held(live, leg_gone=True)
