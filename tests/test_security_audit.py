@@ -97,6 +97,8 @@ def test_every_query_parameter_of_every_page_is_answered(client, boss, value):
         "/admin/supervision/monitoringsession/": ["requested_at__gte", "requested_at__year", "outcome__exact", "q", "o", "p"],
         "/admin/accounts/user/": ["q", "o", "p", "curator", "role__exact"],
         "/admin/axes/accessattempt/": ["q", "attempt_time__gte"],
+        "/admin/supervision/recording/": ["q", "o", "p", "sharing__exact"],
+        "/i18n/setlang/": ["next", "language"],
     }
     for path, names in pages.items():
         for name in names:

@@ -228,3 +228,37 @@ def test_the_close_code_is_documented():
     protocol = (Path(__file__).resolve().parent.parent / "docs" / "websocket-protocol.md").read_text()
     assert f"**{CLOSED}**" in protocol
     assert json.dumps(CLOSED) in (Path(__file__).resolve().parent.parent / "static" / "supervision" / "dashboard.js").read_text()
+
+
+async def test_behind_tls_only_the_https_origin_is_the_sites_own(channel_layer, roster):
+    """DJANGO_HTTPS=1: the pages are https, so a page on http://same-host is another origin."""
+    users, _phones = roster
+    with override_settings(HTTPS=True):
+        good = await socket_of(await session_cookie(users["petrova"]), host=b"127.0.0.1:8000",
+                               origin=b"https://127.0.0.1:8000")
+        await good.disconnect()
+        bad = await socket_of(await session_cookie(users["petrova"]), origin=b"http://127.0.0.1:8000", connect=False)
+        connected, _code = await bad.connect(timeout=5)
+        assert not connected
+
+
+async def test_a_wildcard_trusted_origin_admits_its_subdomains_only(channel_layer, roster):
+    users, _phones = roster
+    with override_settings(CSRF_TRUSTED_ORIGINS=["https://*.example.com"]):
+        good = await socket_of(await session_cookie(users["petrova"]), origin=b"https://dash.example.com")
+        await good.disconnect()
+        for origin in (b"https://example.com.evil.net", b"http://dash.example.com", b"https://evilexample.com"):
+            bad = await socket_of(await session_cookie(users["petrova"]), origin=origin, connect=False)
+            connected, _code = await bad.connect(timeout=5)
+            assert not connected, origin
+
+
+async def test_two_origin_headers_are_refused(channel_layer, roster):
+    from supervision.asgi import websocket_application
+
+    users, _phones = roster
+    headers = [(b"host", b"127.0.0.1:8000"), (b"cookie", (await session_cookie(users["petrova"])).encode()),
+               (b"origin", SITE), (b"origin", b"http://evil.example")]
+    socket = WebsocketCommunicator(websocket_application, "/ws/dashboard/", headers=headers)
+    connected, _code = await socket.connect(timeout=5)
+    assert not connected
