@@ -43,7 +43,7 @@ from supervision.ami.pending import ActionError, ActionTimeout, ConnectionLost, 
 from supervision.bridge import speaking
 from accounts.models import Extension
 from supervision.models import Kind, MonitoringSession, Outcome
-from supervision.presses import DONE, on_db_thread, originate_reason, update_row
+from supervision.presses import DONE, on_db_thread, update_row
 
 logger = logging.getLogger(__name__)
 
