@@ -13,6 +13,7 @@ another process committed in between; the INSERT alone is atomic and is the step
 
 import asyncio
 import concurrent.futures
+import re
 import weakref
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
@@ -250,7 +251,8 @@ def _settle(loop, read, judge, look):
     verdict = judge(facts, seen)
     if verdict is None:
         return None
-    row = {**verdict.row, "reason": verdict.reason}
+    row = {key: _storable(value) for key, value in verdict.row.items()}
+    row["reason"] = verdict.reason
     if verdict.allowed:
         row["outcome"] = Outcome.REQUESTED
     else:
@@ -260,6 +262,15 @@ def _settle(loop, read, judge, look):
     else:
         verdict.session_id = MonitoringSession.objects.create(**row).pk
     return verdict
+
+
+# What a press brings that is the user's own typing (a dialled number) is kept as text only: a
+# control character (NUL, which PostgreSQL refuses in text, ESC, a lone CR) becomes U+FFFD.
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _storable(value):
+    return CONTROL_CHARACTERS.sub("\ufffd", value) if isinstance(value, str) else value
 
 
 class RefusalBursts:
