@@ -540,6 +540,10 @@ class CallControl(presses.EventFollower):
         self.unwatch(job.legs)
 
     async def _status(self, job, state, reason, text):
+        await self.bridge.notify_user(job.user_id, self._message(job, state, reason, text))
+
+    @staticmethod
+    def _message(job, state, reason, text):
         message = {"type": "call.status", "kind": str(job.kind), "state": str(state), "reason": reason,
                    "text": str(text), "session": job.session_id}
         if job.kind == Kind.PICKUP:
@@ -548,7 +552,29 @@ class CallControl(presses.EventFollower):
             message["number"] = job.target_name
         else:
             message["recording"] = job.recording_id
-        await self.bridge.notify_user(job.user_id, message)
+        return message
+
+    def sessions_of(self, user_id):
+        """For a page of this user that just connected (bridge.add_session_reporter): where each of
+        his calls in flight stands, in that page's language (active when this is called)."""
+        jobs = {id(job): job for job in [*self.following, *self.pending_by_user.values()] if job.user_id == user_id}
+        messages = []
+        for job in sorted(jobs.values(), key=lambda job: job.session_id or 0):
+            if job.state in DONE or job.session_id is None:
+                continue
+            if job.kind == Kind.PICKUP and job.picked:
+                text = _("You answered %(name)s's call on your phone.") % {"name": job.target_name}
+            elif job.kind == Kind.PLAYBACK and job.answered:
+                text = _("Playing “%(title)s” on your phone.") % {"title": job.target_name}
+            elif job.kind == Kind.DIAL and job.answered:
+                text = _("Your phone answered; calling %(number)s.") % {"number": job.target_name}
+            elif job.answered:
+                text = _("Your phone answered; waiting for the PBX to say whether it took %(name)s's call…") % {
+                    "name": job.target_name}
+            else:
+                text = _("Calling your phone…")
+            messages.append(self._message(job, "answered" if job.answered else "queued", "live", text))
+        return messages
 
 
 def install(bridge):
@@ -559,6 +585,7 @@ def install(bridge):
     bridge.register("dial", control.dial)
     bridge.register("playback", control.playback)
     bridge.add_event_listener(control.on_event)
+    bridge.add_session_reporter(control.sessions_of)
     bridge.client.on_link(control.on_link)
     bridge.call_control = control
     return control

@@ -223,3 +223,28 @@ async def test_without_a_pickup_event_the_answered_elsewhere_hangup_tells(fakepb
     assert picked["text"] == "You answered Anna's call on your phone."
     assert ringing not in fakepbx.channels
     assert all(m["state"] != "failed" for m in inbox.messages)
+
+
+async def test_a_page_that_connects_learns_where_its_users_call_stands(fakepbx, bridge, roster):
+    """A reloaded page (or a second tab) is told the call its user has in flight: a playback still
+    playing, a click-to-call on the phone; nothing once it ended."""
+    from django.utils import translation
+
+    people, _phones = roster
+    curator = people["petrova"]
+    inbox = await Statuses(bridge.layer, curator.pk).open()
+    await press(bridge, curator, {"type": "dial", "number": "5551234"})
+    await inbox.next(state="answered")
+
+    with translation.override("ru"):  # the reloaded page's language
+        [message] = bridge.call_control.sessions_of(curator.pk)
+    assert (message["type"], message["kind"], message["state"], message["reason"]) == (
+        "call.status", "dial", "answered", "live")
+    assert message["number"] == "5551234" and message["text"].startswith("Ваш телефон ответил")
+    assert bridge.call_control.sessions_of(people["anna"].pk) == []
+
+    [job] = bridge.call_control.following
+    for leg in job.legs.phone_legs():
+        await fakepbx.hangup(leg)
+    await inbox.next(state="ended")
+    assert bridge.call_control.sessions_of(curator.pk) == []
