@@ -68,10 +68,16 @@ def test_who_listens_is_a_person_and_a_spying_curator_offers_nothing(pjsip_dashb
     mine = trainee.locator("#me article.card")
     expect(mine.locator(".facts")).to_contain_text("Anna Petrova (listening)")
     assert "Local/" not in mine.inner_text()
+    expect(trainee.locator("#monitored")).to_have_text("You are being listened to by Anna Petrova")
+    # A switch of mode (ChanSpy's keypad, pressed through AMI) shows everywhere.
+    dmitry.locator("button[data-mode=whisper]").click()
+    expect(own.locator(".badge")).to_have_text("Whispering to Dmitry Ivanov")
+    expect(mine.locator(".facts")).to_contain_text("Anna Petrova (whispering)")
+    expect(trainee.locator("#monitored")).to_have_text("Anna Petrova is whispering to you (your caller does not hear it)")
     # Another trainee of hers sees that she is busy monitoring, and no button to join that.
     curator = card(colleague, "Anna Petrova")
     colleague.wait_for_selector("article.card:has(h3:text('Anna Petrova'))[data-state=spying]")
-    assert curator.locator(".badge").inner_text() == "Listening to someone"
+    assert curator.locator(".badge").inner_text() == "Whispering to someone"
     assert curator.locator("button[data-mode=listen]").is_disabled()
     assert "Dmitry" not in curator.inner_text()
 

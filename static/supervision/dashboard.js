@@ -160,7 +160,9 @@
   function showMonitored(message) {
     const el = $("monitored");
     if (message.active === false) { el.hidden = true; return; }
-    el.textContent = message.text || fmt(L.monitored, { name: message.by || L.unknown });
+    // The mode matters to the person on the call: a whisper is heard by him only, a barge by his caller too.
+    const label = L["monitored_" + message.mode] || L.monitored;
+    el.textContent = message.text || fmt(label, { name: message.by || L.unknown });
     el.hidden = false;
   }
 
