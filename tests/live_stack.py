@@ -5,6 +5,7 @@ Import the fixtures you use into a test module: `from tests.live_stack import li
 """
 
 import asyncio
+import contextlib
 import json
 from dataclasses import dataclass
 
@@ -154,16 +155,26 @@ async def roster():
     return await sync_to_async(_roster)()
 
 
-@pytest.fixture
-async def bridge(fakepbx, roster):
-    """A started bridge with the product's command modules, on its own in-memory layer."""
-    layer = InMemoryChannelLayer()
-    bridge = build_bridge(layer, host="127.0.0.1", port=fakepbx.port, username="dashboard", secret="dashboard-demo")
+@contextlib.asynccontextmanager
+async def started_bridge(pbx, layer=None):
+    """A bridge with the product's command modules, logged in to `pbx` (on its own in-memory layer
+    unless given one), stopped afterwards."""
+    bridge = build_bridge(layer or InMemoryChannelLayer(), host="127.0.0.1", port=pbx.port, username="dashboard",
+                          secret="dashboard-demo")
     await bridge.spy_monitor.startup
     await bridge.start()
     await bridge.client.wait_until("up", timeout=WAIT)
-    yield bridge
-    await bridge.stop()
+    try:
+        yield bridge
+    finally:
+        await bridge.stop()
+
+
+@pytest.fixture
+async def bridge(fakepbx, roster):
+    """A started bridge with the product's command modules, on its own in-memory layer."""
+    async with started_bridge(fakepbx) as bridge:
+        yield bridge
 
 
 class Inbox:

@@ -10,12 +10,10 @@ deploy/extensions-autoanswer.conf). Fixtures:
 
 import pytest
 from asgiref.sync import sync_to_async
-from channels.layers import InMemoryChannelLayer
 
 from accounts.models import Extension
-from supervision.bridge_host import build_bridge
 from tests.conftest import FAKEPBX_FAST
-from tests.live_stack import WAIT, _roster
+from tests.live_stack import _roster, started_bridge
 
 FLAVOURS = {"chan_sip": "asterisk20", "pjsip": "asterisk22"}
 TECHNOLOGY = {"chan_sip": "SIP", "pjsip": "PJSIP"}
@@ -60,10 +58,5 @@ async def driver_roster(driver):
 
 @pytest.fixture
 async def driver_bridge(driver_pbx, driver_roster):
-    layer = InMemoryChannelLayer()
-    bridge = build_bridge(layer, host="127.0.0.1", port=driver_pbx.port, username="dashboard", secret="dashboard-demo")
-    await bridge.spy_monitor.startup
-    await bridge.start()
-    await bridge.client.wait_until("up", timeout=WAIT)
-    yield bridge
-    await bridge.stop()
+    async with started_bridge(driver_pbx) as bridge:
+        yield bridge

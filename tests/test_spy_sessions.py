@@ -6,9 +6,16 @@ import asyncio
 
 import pytest
 
-from supervision.bridge_host import build_bridge
 from supervision.models import Outcome
-from tests.live_stack import WAIT, channel_layer, open_dashboard, receive_until, roster, rows, until  # noqa: F401
+from tests.live_stack import (  # noqa: F401
+    channel_layer,
+    open_dashboard,
+    receive_until,
+    roster,
+    rows,
+    started_bridge,
+    until,
+)
 from tests.production_stack import Page, WebSocketClient, deployment, log_in, production_pbx, wait_until
 
 pytestmark = [pytest.mark.timeout(120)]
@@ -17,13 +24,8 @@ pytestmark = [pytest.mark.timeout(120)]
 @pytest.fixture
 async def site_bridge(channel_layer, fakepbx, roster):
     """The bridge with every command module on the layer the dashboard sockets use."""
-    bridge = build_bridge(channel_layer, host="127.0.0.1", port=fakepbx.port, username="dashboard",
-                          secret="dashboard-demo")
-    await bridge.spy_monitor.startup
-    await bridge.start()
-    await bridge.client.wait_until("up", timeout=WAIT)
-    yield bridge
-    await bridge.stop()
+    async with started_bridge(fakepbx, channel_layer) as bridge:
+        yield bridge
 
 
 def is_status(**match):

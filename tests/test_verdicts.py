@@ -15,7 +15,17 @@ import pytest
 
 from supervision.models import Outcome
 from tests.conftest import FAKEPBX_FAST, _fakepbx_phones
-from tests.live_stack import Inbox, Statuses, bridge, originates, press, roster, rows, until  # noqa: F401
+from tests.live_stack import (  # noqa: F401
+    Inbox,
+    Statuses,
+    bridge,
+    originates,
+    press,
+    roster,
+    rows,
+    started_bridge,
+    until,
+)
 from tests.pbx_drivers import device, driver, driver_bridge, driver_pbx, driver_roster  # noqa: F401
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(60)]
@@ -47,18 +57,8 @@ async def racing_pbx(request):
 
 @pytest.fixture
 async def racing_bridge(racing_pbx, roster):
-    from channels.layers import InMemoryChannelLayer
-
-    from supervision.bridge_host import build_bridge
-    from tests.live_stack import WAIT
-
-    bridge = build_bridge(InMemoryChannelLayer(), host="127.0.0.1", port=racing_pbx.port, username="dashboard",
-                          secret="dashboard-demo")
-    await bridge.spy_monitor.startup
-    await bridge.start()
-    await bridge.client.wait_until("up", timeout=WAIT)
-    yield bridge
-    await bridge.stop()
+    async with started_bridge(racing_pbx) as bridge:
+        yield bridge
 
 
 async def test_a_pickup_is_told_by_the_pickup_event_whatever_the_race(racing_pbx, racing_bridge, roster):
