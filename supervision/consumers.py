@@ -100,8 +100,8 @@ def check_command(command):
             ok = isinstance(value, int) and not isinstance(value, bool) and 0 < value < 2**63
         elif kind == MODE:
             ok = value in MODES
-        else:
-            ok = isinstance(value, str) and 0 < len(value) <= MAX_TEXT
+        else:  # printable: no control character, lone surrogate (no UTF-8 form) or direction mark
+            ok = isinstance(value, str) and 0 < len(value) <= MAX_TEXT and value.isprintable()
         if not ok:
             raise ShapeError("bad_field", _("Field %(field)s has a wrong value.") % {"field": name})
 

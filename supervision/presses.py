@@ -266,7 +266,7 @@ def _settle(loop, read, judge, look):
 
 # What a press brings that is the user's own typing (a dialled number) is kept as text only: a
 # control character (NUL, which PostgreSQL refuses in text, ESC, a lone CR) becomes U+FFFD.
-CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")  # and lone surrogates (no UTF-8 form)
 
 
 def _storable(value):

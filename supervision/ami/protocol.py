@@ -196,7 +196,8 @@ def _lenient(line):
 # Every control character (NUL, CR, LF, tab, ESC, DEL ...): the only ones a frame holds are the
 # CRLFs that `encode` writes itself. A NUL or a lone CR could end or split a header in Asterisk's
 # parser (C strings), so the encoder refuses them whatever the validators above it let through.
-CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
+# A lone surrogate (JSON "\ud800") is no character at all and has no UTF-8 form: refused too.
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
 
 
 def _check(text, what):
