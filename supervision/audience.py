@@ -52,10 +52,14 @@ def _extension_entry(extension, decisions):
 
 
 def _person(person, extensions, rights):
+    # The team a person belongs to, for grouping a large room: a trainee's curator, a curator's own.
+    lead = person.curator if person.curator_id is not None else (person if person.role == "curator" else None)
     return {
         "id": person.pk,
         "name": str(person),
         "role": person.role,
+        "team": lead.pk if lead is not None else None,
+        "team_name": str(lead) if lead is not None else "",
         "extensions": [_extension_entry(extension, rights[extension.pk]) for extension in extensions],
     }
 
@@ -70,7 +74,7 @@ def build_view(user):
         by_owner.setdefault(extension.user_id, []).append(extension)
     me = _person(user, by_owner.get(user.pk, []), rights)
     people = [_person(person, by_owner.get(person.pk, []), rights)
-              for person in user.monitored_users().order_by("first_name", "last_name", "username")]
+              for person in user.monitored_users().select_related("curator").order_by("first_name", "last_name", "username")]
     return View(me=me, people=people, devices=frozenset(extension.device for extension in visible))
 
 

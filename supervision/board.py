@@ -33,6 +33,18 @@ Decisions (the captures show Asterisk 20 sends no timestamp on Newstate):
   runs it, its Local twin and the phone leg bridged with that twin; `watchers` on a spied channel
   names the phones (not the Local legs) that spy on it and in which mode. They are a pure function of
   the other fields of the board (tests/test_board.py checks it after every event).
+- A click-to-call is an Originate to `Context`/`Exten`: Asterisk never puts the dialled number in
+  the connected line (that stays the caller's own phone), only in `Exten` (capture
+  `asterisk20-click-to-call-connectedline`). The board keeps it as `dialled`, from the
+  `OriginateResponse`, on the channel it names and, on the PJSIP route, on the phone leg that
+  channel's Local twin dialled (the `;1` is optimised away while the phone leg goes on).
+- Phones, beside the channels (`phones()`, diffs `{"op": "phone", "device", "phone"}`): what the PBX
+  itself said about each device (`DeviceStateChange`, `PeerStatus`, `ContactStatus`, the
+  `DeviceStateList` of each login: `rebuild_phones`) and when its last channel ended
+  (`idle_since`, the board's clock). `presence` is `offline` only on the PBX's word (UNAVAILABLE,
+  Unreachable, Unregistered), `online` only when the PBX checks the phone (qualify: Reachable,
+  Registered), else `unknown`: chan_sip without qualify reports NOT_INUSE for a phone that is gone
+  (`asterisk20-device-and-peer-state`). These handlers are apart from the channel events'.
 - Every change to a channel yields an upsert diff with a fresh copy, so the board keeps the last
   copy it published per channel (`published()`): a snapshot for the channel layer is then a list
   of read-only dicts, no copying, and each one's JSON text is built once and kept until the
@@ -72,6 +84,30 @@ _OPTION_ARGUMENT = re.compile(r"\([^)]*\)")
 LEG_ROLES = {"chanspy": "spy", "pickupchan": "pickup", "playback": "playback"}
 # ChanSpy's `d` option: DTMF 4/5/6 received on the spy leg switch spy/whisper/barge (app_chanspy.c).
 SPY_DTMF_MODES = {"4": "listen", "5": "whisper", "6": "barge"}
+
+
+# PeerStatus / ContactStatus words -> the phone's `reach` (lower case); others are ignored.
+PEER_REACH = {
+    "reachable": "reachable", "lagged": "reachable", "registered": "registered",
+    "unreachable": "unreachable", "unregistered": "unregistered", "rejected": "unregistered",
+    "created": "registered", "removed": "unregistered",
+}
+OFFLINE_REACH = {"unreachable", "unregistered"}
+ONLINE_REACH = {"reachable", "registered"}
+
+
+def presence_of(state, reach):
+    """What the PBX said about a phone, in one word: `offline`, `online` (only when the PBX checks
+    it: qualify), else `unknown` (NOT_INUSE alone proves nothing without qualify)."""
+    if reach in OFFLINE_REACH or state in ("unavailable", "invalid"):
+        return "offline"
+    if reach in ONLINE_REACH:
+        return "online"
+    return "unknown"
+
+
+def _is_phone(device):
+    return "/" in device and not device.startswith("Local/")
 
 
 def device_of(name):
@@ -126,7 +162,7 @@ def apply_diffs(channels, diffs):
     for diff in diffs:
         if diff["op"] == "upsert":
             by_name[diff["channel"]["name"]] = diff["channel"]
-        else:
+        elif diff["op"] == "remove":
             by_name.pop(diff["name"], None)
     return list(by_name.values())
 
@@ -174,6 +210,7 @@ def _new_channel(name, get, state):
         "spy_mode": None,
         "leg": None,
         "watchers": [],
+        "dialled": None,
     }
 
 
@@ -192,6 +229,7 @@ class Board:
         self._published = {}  # name -> channel dict of its last upsert diff
         self._json = {}  # name -> jsontext.dumps(self._published[name])
         self._by_device = {}  # device -> set of channel names
+        self._phones = {}  # device -> {"device", "state", "reach", "presence", "idle_since"}, published as is
         self.seq = 0
         # Dispatch on the event name: an event the board does not use costs one dict lookup.
         self._handlers = {
@@ -212,6 +250,10 @@ class Board:
             "Pickup": self._on_pickup,
             "DTMFEnd": self._on_dtmf_end,
             "Hangup": self._on_hangup,
+            # Phones, not channels: apart from the channel events' path.
+            "DeviceStateChange": self._on_device_state,
+            "PeerStatus": self._on_peer_status,
+            "ContactStatus": self._on_contact_status,
         }
 
     # -- reading ---------------------------------------------------------------------------
@@ -236,6 +278,10 @@ class Board:
                 text = encoded[name] = jsontext.dumps(channel)
             texts.append(text)
         return list(published.values()), texts
+
+    def phones(self):
+        """Every phone the board heard of, as last published (shared, read-only dicts)."""
+        return list(self._phones.values())
 
     def _names_of(self, device):
         return [name for name in self._by_device.get(device, ()) if name in self._channels]
@@ -317,7 +363,7 @@ class Board:
                         or (old["application"] != channel["application"]
                             and LEG_ROLES.get(old["application"].lower()) != LEG_ROLES.get(channel["application"].lower()))):
                     seeds.append(channel["name"])
-            else:
+            elif diff["op"] == "remove":
                 twin = local_twin(diff["name"])
                 if twin is not None:
                     seeds.append(twin)
@@ -350,41 +396,31 @@ class Board:
         return changed
 
     def _around(self, seeds):
-        """The seeds and every channel whose derived fields may depend on them: Local twins, bridge
-        peers, spy targets and spyers, up to three steps out (the phone leg of a `;2`, the `;1` that
-        runs the application, the channel that one spies on)."""
-        channels = self._channels
+        """The seeds and every channel whose derived fields may depend on them: the channel a seed
+        spies on (its watchers); for a Local leg, its pair (`;1` runs the application, `;2` dials
+        the phone), the phone legs `;2` dialled or is bridged with, and whom `;1` spies on."""
+        channels, dialed = self._channels, self._dialed
         found = set(seeds)
-        frontier = list(found)
-        for _step in range(3):
-            reached = []
-            for name in frontier:
-                related = []
-                twin = local_twin(name)
-                if twin is not None:
-                    related.append(twin)
-                dialer = self._dialers.get(name)
-                if dialer is not None:
-                    related.append(dialer)
-                related.extend(self._dialed.get(name, ()))
-                channel = channels.get(name)
-                if channel is not None:
-                    related.extend(channel["peers"])
-                    related.extend(channel["spied_by"])
-                    if channel["spying_on"] is not None:
-                        related.append(channel["spying_on"])
-                    leg = channel["leg"]
-                    if leg is not None:  # what it was derived from may have changed or gone
-                        related.append(leg["of"])
-                        if leg["target"] is not None:
-                            related.append(leg["target"])
-                for other in related:
-                    if other not in found:
-                        found.add(other)
-                        reached.append(other)
-            if not reached:
-                break
-            frontier = reached
+        for name in seeds:
+            channel = channels.get(name)
+            if channel is not None and channel["spying_on"] is not None:
+                found.add(channel["spying_on"])
+            if not name.startswith("Local/"):
+                continue
+            if name.endswith(";1"):
+                one, two = name, name[:-1] + "2"
+            elif name.endswith(";2"):
+                one, two = name[:-1] + "1", name
+            else:
+                continue
+            found.add(one)
+            found.add(two)
+            first, second = channels.get(one), channels.get(two)
+            if first is not None and first["spying_on"] is not None:
+                found.add(first["spying_on"])
+            if second is not None:
+                found.update(second["peers"])
+            found.update(dialed.get(two, ()))
         return found
 
     def _leg_source(self, channel):
@@ -453,7 +489,7 @@ class Board:
                     by_device[channel["device"]] = {name}
                 else:
                     names.add(name)
-            else:
+            elif diff["op"] == "remove":
                 name = diff["name"]
                 published.pop(name, None)
                 encoded.pop(name, None)
@@ -535,12 +571,30 @@ class Board:
 
     def _on_originate_response(self, msg):
         channel = self._channels.get(msg.fields.get("Channel"))
-        application = msg.fields.get("Application")
-        if channel is None or application is None or msg.fields.get("Response") != "Success":
+        if channel is None or msg.fields.get("Response") != "Success":
             return []
+        application = msg.fields.get("Application")
+        if application is None:
+            return self._dialled(channel, msg.fields.get("Exten"))
         if self._set_application(channel, application, msg.fields.get("Data") or ""):
             return [_upsert(channel)]
         return []
+
+    def _dialled(self, channel, exten):
+        """A click-to-call's number (the Originate's `Exten`) on its channel and, on the PJSIP route,
+        on the phone legs its Local twin dialled: the card shows whom the phone called."""
+        if not exten:
+            return []
+        touched = [channel]
+        twin = local_twin(channel["name"])
+        if twin is not None:
+            touched.extend(self._channels[name] for name in sorted(self._dialed.get(twin, ())) if name in self._channels)
+        diffs = []
+        for each in touched:
+            if each["dialled"] != exten:
+                each["dialled"] = exten
+                diffs.append(_upsert(each))
+        return diffs
 
     def _on_rename(self, msg):
         old_name, new_name = msg.fields.get("Channel"), msg.fields.get("Newname")
@@ -655,6 +709,10 @@ class Board:
         self._dialers[dest] = caller
         self._dialed.setdefault(caller, set()).add(dest)
         changed = self._refresh(self._around([dest, caller]))
+        one = self._channels.get(caller[:-1] + "1")
+        if one is not None and one["dialled"] is not None and self._channels[dest]["dialled"] != one["dialled"]:
+            self._channels[dest]["dialled"] = one["dialled"]
+            changed[dest] = self._channels[dest]
         return [_upsert(channel) for channel in changed.values()]
 
     # -- spying ----------------------------------------------------------------------------
@@ -753,7 +811,66 @@ class Board:
                 spyer["spying_on"] = None
                 touched[spyer_name] = spyer
         diffs = [_upsert(c) for c in touched.values()]
-        diffs.append({"op": "remove", "name": name, "device": channel["device"]})
+        device = channel["device"]
+        diffs.append({"op": "remove", "name": name, "device": device})
+        names = self._by_device.get(device)
+        if (names is None or len(names) <= (name in names)) and _is_phone(device):
+            diffs.append(self._set_phone(device, idle_since=self._now()))  # its last channel ended
+        return diffs
+
+    # -- phones ----------------------------------------------------------------------------
+
+    def _set_phone(self, device, **fields):
+        """A new published record of the phone with `fields` changed, and its diff."""
+        old = self._phones.get(device)
+        phone = dict(old) if old is not None else {
+            "device": device, "state": None, "reach": None, "presence": "unknown", "idle_since": None}
+        phone.update(fields)
+        phone["presence"] = presence_of(phone["state"], phone["reach"])
+        self._phones[device] = phone
+        return {"op": "phone", "device": device, "phone": phone}
+
+    def _phone_diffs(self, device, **fields):
+        if not device or not _is_phone(device):
+            return []
+        old = self._phones.get(device)
+        if old is None and all(value is None for value in fields.values()):
+            return []  # nothing known about a phone never heard of
+        if old is not None and all(old[key] == value for key, value in fields.items()):
+            return []
+        return [self._set_phone(device, **fields)]
+
+    def _on_device_state(self, msg):
+        get = msg.fields.get
+        state = (get("State") or "").lower() or None
+        return self._phone_diffs(get("Device"), state=state)
+
+    def _on_peer_status(self, msg):
+        get = msg.fields.get
+        reach = PEER_REACH.get((get("PeerStatus") or "").lower())
+        return self._phone_diffs(get("Peer"), reach=reach) if reach else []
+
+    def _on_contact_status(self, msg):
+        """PJSIP's qualify of one contact; the phone is `PJSIP/<EndpointName>`."""
+        get = msg.fields.get
+        reach = PEER_REACH.get((get("ContactStatus") or "").lower())
+        endpoint = get("EndpointName") or get("AOR")
+        return self._phone_diffs("PJSIP/" + endpoint, reach=reach) if reach and endpoint else []
+
+    def rebuild_phones(self, items):
+        """After a login: the device states of a `DeviceStateList` (its `DeviceStateChange` items),
+        or None when the PBX would not list them. What qualify said before is forgotten (events may
+        have been missed meanwhile): `reach` comes back with the next PeerStatus/ContactStatus."""
+        states = {}
+        for item in items or ():
+            device = item.get("Device")
+            if device and _is_phone(device):
+                states[device] = (item.get("State") or "").lower() or None
+        diffs = []
+        for device in sorted(set(self._phones) | set(states)):
+            diffs.extend(self._phone_diffs(device, state=states.get(device), reach=None))
+        if diffs:
+            self.seq += 1
         return diffs
 
     # -- rebuild ---------------------------------------------------------------------------
@@ -770,6 +887,8 @@ class Board:
             state = STATES.get(get("ChannelState"), "unknown")
             channel = _new_channel(name, get, state)
             previous = old.get(name)
+            if previous is not None and previous["uniqueid"] == channel["uniqueid"]:
+                channel["dialled"] = previous["dialled"]
             if previous is not None and previous["uniqueid"] == channel["uniqueid"] and previous["answered_at"] is not None:
                 channel["answered_at"] = previous["answered_at"]
             elif state == "up":
@@ -816,6 +935,10 @@ class Board:
             for name, channel in old.items()
             if name not in channels
         )
+        # A phone whose channels ended while the board was not listening: when is not known.
+        busy = {channel["device"] for channel in channels.values()}
+        for device in sorted({channel["device"] for channel in old.values()} - busy):
+            diffs.extend(self._phone_diffs(device, idle_since=None))
         if diffs:
             self.seq += 1
             self._record(diffs)

@@ -104,6 +104,7 @@ class Bridge:
         self.stopping = False  # stop() was called: what is in flight is left to the next run
         self.resync = RESYNC_PENDING
         self.resync_detail = ""
+        self.phone_list = RESYNC_PENDING  # how the phones' states were read after the last login
         self._device_seq = {}  # device -> seq of its last diff (sockets detect a lost message)
         self._outbox = asyncio.Queue()
         self._tasks = set()
@@ -187,6 +188,7 @@ class Bridge:
             "retry_in": link.retry_in,
             "resync": self.resync,
             "resync_detail": self.resync_detail,
+            "phone_list": self.phone_list,
         }
 
     def snapshot(self):
@@ -199,6 +201,7 @@ class Bridge:
             "seq": self.board.seq,
             "channels": channels,
             "channel_json": texts,
+            "phones": self.board.phones(),
             "link": self.link_state(),
             "now": time.time(),
         }
@@ -225,6 +228,7 @@ class Bridge:
         if self.client.link.state != "up":
             self.resync = RESYNC_PENDING
             self.resync_detail = ""
+            self.phone_list = RESYNC_PENDING
         self._publish_link()
 
     def _publish_link(self):
@@ -252,6 +256,7 @@ class Bridge:
                 self.resync = RESYNC_FAILED
                 self.resync_detail = text
                 logger.warning("%s: CoreShowChannels failed: %s", self.name, text)
+            await self._list_phones()
             await self._tell_resync(None)
             self._publish_link()
             return
@@ -266,8 +271,32 @@ class Bridge:
         self.resync_detail = ""
         if diffs:
             self._queue_diffs(diffs)
+        await self._list_phones()
         await self._tell_resync(items)
         self._publish_link()
+
+    async def _list_phones(self):
+        """Every phone's device state as the PBX has it now (`DeviceStateList`, AMI class `call`
+        or `reporting`). Refused or failed, the phones stay "unknown" until the PBX's own events
+        say more; what qualify said before this login is forgotten either way."""
+        from supervision.ami.client import ActionError
+
+        try:
+            items = await self.client.send_list("DeviceStateList", {})
+            self.phone_list = RESYNC_DONE
+        except ActionError as exc:
+            text = getattr(exc, "message", "") or str(exc)
+            self.phone_list = RESYNC_NOT_PERMITTED if "permission" in text.lower() else RESYNC_FAILED
+            logger.info("%s: DeviceStateList refused (%s): phones show as unknown until the PBX reports them",
+                        self.name, text)
+            items = None
+        except Exception as exc:  # noqa: BLE001 - timeout or the link dropped again
+            self.phone_list = RESYNC_FAILED
+            logger.info("%s: DeviceStateList did not complete: %r", self.name, exc)
+            items = None
+        diffs = self.board.rebuild_phones(items)
+        if diffs:
+            self._queue_diffs(diffs)
 
     async def _tell_resync(self, items):
         for listener in self.resync_listeners:

@@ -380,6 +380,9 @@ for _mode, _options in SPY_OPTIONS.items():
     if not re.fullmatch(SPY_OPTIONS_PATTERN, _options):
         raise ImproperlyConfigured(f"SPY_OPTIONS_{_mode.upper()}={_options!r} may hold only letters and digits (A-Z, a-z, 0-9)")
 NOTIFY_MONITORED = env_bool("NOTIFY_MONITORED", True)
+# The dashboard colours a phone that has rung longer than this, and a call that has gone on longer.
+LONG_RING_SECONDS = env_int("LONG_RING_SECONDS", 20, minimum=1, maximum=86400)
+LONG_CALL_SECONDS = env_int("LONG_CALL_SECONDS", 600, minimum=1, maximum=86400)
 RECORDINGS_ROOT = env_str("RECORDINGS_ROOT", "/var/lib/asterisk/sounds/training")
 if not RECORDINGS_ROOT.startswith("/"):
     raise ImproperlyConfigured("RECORDINGS_ROOT must be an absolute path")

@@ -43,9 +43,11 @@ DERIVED = ("leg", "watchers")
 
 
 def comparable(channels):
-    """Channels on the fields events and a rebuild both know (answered_at is the board's clock).
+    """Channels on the fields events and a rebuild both know (answered_at is the board's clock;
+    `dialled` comes from the OriginateResponse, which a listing does not repeat).
     The derived fields are checked on their own (`derived_fields_hold`)."""
-    return {c["name"]: {k: v for k, v in c.items() if k != "answered_at" and k not in DERIVED} for c in channels}
+    return {c["name"]: {k: v for k, v in c.items() if k not in ("answered_at", "dialled") and k not in DERIVED}
+            for c in channels}
 
 
 LEG_APPS = {"chanspy": "spy", "pickupchan": "pickup", "playback": "playback"}
