@@ -347,7 +347,8 @@ class DashboardConsumer(CommandSocket):
         channels = event.get("channels", [])
         texts = event.get("channel_json")
         head = {"type": "snapshot", **self.view.as_dict()}
-        tail = {"link": self.link, "seq": seq, "now": event.get("now")}
+        phones = [phone for phone in event.get("phones", ()) if phone["device"] in self.view.devices]
+        tail = {"phones": phones, "link": self.link, "seq": seq, "now": event.get("now")}
         if not isinstance(texts, list) or len(texts) != len(channels):
             return jsontext.dumps({**head, "channels": audience.filter_channels(channels, self.view.devices), **tail})
         devices = self.view.devices
