@@ -4,6 +4,7 @@ from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.auth.admin import UserAdmin
 from django.core.exceptions import ValidationError
+from django.forms.models import BaseInlineFormSet
 from django.template.response import TemplateResponse
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
@@ -15,12 +16,32 @@ from .forms import (
     RosterUserCreationForm,
     reassign_trainees,
 )
+from .admin_titles import SentenceTitles
 from .models import Extension, Role, User
+
+
+class LabelledRows:
+    """A tabular inline's cells are labelled by their column header only, which assistive
+    technology does not tie to the field: each field of each row names itself (aria-label)."""
+
+    def add_fields(self, form, index):
+        super().add_fields(form, index)
+        for field in form.fields.values():
+            if field.label:
+                field.widget.attrs.setdefault("aria-label", str(field.label))
+
+
+class LabelledExtensionFormSet(LabelledRows, ExtensionInlineFormSet):
+    pass
+
+
+class LabelledTraineeFormSet(LabelledRows, BaseInlineFormSet):
+    pass
 
 
 class ExtensionInline(admin.TabularInline):
     model = Extension
-    formset = ExtensionInlineFormSet
+    formset = LabelledExtensionFormSet
     fields = ("technology", "resource", "display_name", "phone_preset", "originate_context", "monitorable")
     extra = 0
 
@@ -34,6 +55,7 @@ class TraineeInline(admin.TabularInline):
     fields = ("username", "first_name", "last_name", "is_active")
     readonly_fields = ("username",)
     show_change_link = True
+    formset = LabelledTraineeFormSet
     extra = 0
     can_delete = False
     verbose_name = _("trainee")
@@ -57,7 +79,11 @@ class CuratorFilter(admin.SimpleListFilter):
 
 
 @admin.register(User)
-class RosterUserAdmin(UserAdmin):
+class RosterUserAdmin(SentenceTitles, UserAdmin):
+    list_title = _("Choose a user to change")
+    add_title = _("Add a user")
+    change_title = _("Change the user")
+    view_title = _("The user")
     form = RosterUserChangeForm
     add_form = RosterUserCreationForm
     list_display = ("username", "full_name", "role", "curator", "devices", "is_active", "is_staff")
@@ -84,6 +110,17 @@ class RosterUserAdmin(UserAdmin):
             },
         ),
     )
+
+    def get_urls(self):
+        from django.urls import path
+
+        from .admin_import import import_view
+
+        return [
+            path("import/", self.admin_site.admin_view(lambda request: import_view(self, request)),
+                 name="accounts_user_import"),
+            *super().get_urls(),
+        ]
 
     def get_queryset(self, request):
         # (searching extensions__resource joins; the admin itself then keeps one row per user)
@@ -145,7 +182,11 @@ class RosterUserAdmin(UserAdmin):
 
 
 @admin.register(Extension)
-class ExtensionAdmin(admin.ModelAdmin):
+class ExtensionAdmin(SentenceTitles, admin.ModelAdmin):
+    list_title = _("Choose an extension to change")
+    add_title = _("Add an extension")
+    change_title = _("Change the extension")
+    view_title = _("The extension")
     list_display = ("device", "user", "display_name", "technology", "phone_preset", "originate_context", "monitorable")
     list_filter = ("technology", "phone_preset", "monitorable")
     search_fields = ("resource", "display_name", "originate_context", "user__username", "user__first_name", "user__last_name")

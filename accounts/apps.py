@@ -1,10 +1,11 @@
 from django.apps import AppConfig
 from django.db.models.signals import post_migrate
+from django.utils.translation import gettext_lazy as _
 
 
 class AccountsConfig(AppConfig):
     name = "accounts"
-    verbose_name = "Roster"
+    verbose_name = _("Roster")
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):

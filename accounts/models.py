@@ -42,6 +42,8 @@ class User(AbstractUser):
 
     class Meta:
         ordering = ["username"]
+        verbose_name = _("user")
+        verbose_name_plural = _("users")
         constraints = [
             models.CheckConstraint(
                 condition=~Q(role="trainee") | Q(curator__isnull=False),
@@ -163,6 +165,8 @@ class Extension(models.Model):
 
     class Meta:
         ordering = ["technology", "resource"]
+        verbose_name = _("extension")
+        verbose_name_plural = _("extensions")
         constraints = [
             # Two rules because a Local device includes its context and the others do not
             # (SIP/104 is the same phone whatever context it is originated through).

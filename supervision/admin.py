@@ -1,11 +1,16 @@
 from django.contrib import admin
+from django.utils.translation import gettext_lazy as _
 
+from accounts.admin_titles import SentenceTitles
 from supervision.models import MonitoringSession, Recording
 
 
 @admin.register(MonitoringSession)
-class MonitoringSessionAdmin(admin.ModelAdmin):
+class MonitoringSessionAdmin(SentenceTitles, admin.ModelAdmin):
     """The audit trail is read-only: rows are written by the bridge only, never edited or removed."""
+
+    list_title = _("Audit trail: choose a row to view")
+    view_title = _("An audit row")
 
     list_display = ["requested_at", "user_label", "target_label", "kind", "mode", "outcome", "outcome_detail"]
     list_filter = ["kind", "mode", "outcome", "requested_at"]
@@ -26,8 +31,13 @@ class MonitoringSessionAdmin(admin.ModelAdmin):
 
 
 @admin.register(Recording)
-class RecordingAdmin(admin.ModelAdmin):
+class RecordingAdmin(SentenceTitles, admin.ModelAdmin):
     """Training recordings; the path is validated by the model (under RECORDINGS_ROOT, no `..`)."""
+
+    list_title = _("Choose a training recording to change")
+    add_title = _("Add a training recording")
+    change_title = _("Change the training recording")
+    view_title = _("The training recording")
 
     list_display = ["title", "owner", "sharing", "path", "created_at"]
     list_filter = ["sharing", "owner"]
@@ -36,3 +46,9 @@ class RecordingAdmin(admin.ModelAdmin):
 
     def get_changeform_initial_data(self, request):
         return {"owner": request.user.pk, **super().get_changeform_initial_data(request)}
+
+
+# The admin names the product (not "Django administration"), in the page's language.
+admin.site.site_header = _("Call supervision · roster")
+admin.site.site_title = _("Call supervision")
+admin.site.index_title = _("Roster and audit")

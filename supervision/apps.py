@@ -1,9 +1,10 @@
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
 
 
 class SupervisionConfig(AppConfig):
     name = "supervision"
-    verbose_name = "Live supervision"
+    verbose_name = _("Live supervision")
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):

@@ -1,7 +1,9 @@
-"""The audit trail pages: who monitored whom, how, when and with what outcome.
+"""The audit trail pages: every press (listen, whisper, barge, pickup, click-to-call, playback),
+who made it, on whom or what, when and with what outcome.
 
 Admins see every row; curators the rows of their own presses; trainees have no audit page.
-The same filters drive the page and the CSV export.
+The same filters drive the page and the CSV export; the page says kinds, modes, outcomes and
+decisions in its own language, the CSV keeps the stable codes.
 """
 
 import csv
@@ -18,9 +20,10 @@ from django.http import HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from accounts.models import Role
-from supervision.models import MonitoringSession, Mode, Outcome
+from supervision.models import Kind, MonitoringSession, Mode, Outcome
 
 PAGE_SIZE = 100
 CSV_COLUMNS = [
@@ -50,9 +53,42 @@ CSV_COLUMNS = [
 FIRST_DAY, LAST_DAY = datetime.date(2000, 1, 1), datetime.date(9998, 12, 31)
 
 
+# Not <input type=date>: that one is drawn in the browser's locale (mm/dd/yyyy in an American
+# browser on a Russian page). A text field in the page's own format instead: the page language's
+# first DATE_INPUT_FORMATS (2026-12-31 in English, 31.12.2026 in Russian); Django accepts ISO in both.
+DATE_PLACEHOLDER = pgettext_lazy("date format shown in an empty date field", "YYYY-MM-DD")
+
+
 def _date_field(label):
-    return forms.DateField(label=label, required=False, widget=forms.DateInput(attrs={"type": "date"}),
+    widget = forms.DateInput(attrs={"placeholder": DATE_PLACEHOLDER, "autocomplete": "off",
+                                    "size": 10, "maxlength": 10})
+    return forms.DateField(label=label, required=False, widget=widget,
                            validators=[MinValueValidator(FIRST_DAY), MaxValueValidator(LAST_DAY)])
+
+
+# The decision codes of the audit rows (supervision.policy, presses, monitoring, cti) in words.
+REASONS = {
+    "ok": _("allowed"),
+    "inactive": _("account not active"),
+    "not_found": _("no such phone or recording"),
+    "not_shared": _("recording not shared"),
+    "own_call": _("own call"),
+    "not_your_team": _("not in the team"),
+    "no_permission": _("no right to it"),
+    "unknown_action": _("unknown action"),
+    "no_call": _("no call"),
+    "not_a_conversation": _("not a conversation"),
+    "unsafe_channel": _("channel refused"),
+    "not_ringing": _("no longer ringing"),
+    "bad_number": _("number refused"),
+    "bad_path": _("file path refused"),
+    "busy": _("previous press in progress"),
+    "pbx_down": _("PBX link down"),
+    "no_phone": _("no phone of his own"),
+    "rate_limited": _("too many presses"),
+    "already_monitoring": _("already monitoring"),
+    "spy_not_started": _("listening did not start"),
+}
 
 
 def may_see_audit(user):
@@ -61,7 +97,8 @@ def may_see_audit(user):
 
 class AuditFilter(forms.Form):
     person = forms.CharField(label=_("Person"), required=False, max_length=150,
-                             help_text=_("who pressed, or who was monitored (name or login)"))
+                             help_text=_("who pressed, or whose phone or call it was (name or login)"))
+    kind = forms.ChoiceField(label=_("Kind"), required=False, choices=[("", _("any"))] + list(Kind.choices))
     mode = forms.ChoiceField(label=_("Mode"), required=False, choices=[("", _("any"))] + list(Mode.choices))
     outcome = forms.ChoiceField(label=_("Outcome"), required=False, choices=[("", _("any"))] + list(Outcome.choices))
     date_from = _date_field(_("From"))
@@ -81,6 +118,8 @@ class AuditFilter(forms.Form):
                 Q(user_label__icontains=text) | Q(user__username__iexact=text)
                 | Q(target_label__icontains=text) | Q(target_user__username__iexact=text)
             )
+        if data.get("kind"):
+            queryset = queryset.filter(kind=data["kind"])
         if data.get("mode"):
             queryset = queryset.filter(Q(mode=data["mode"]) | Q(modes__contains=data["mode"]))
         if data.get("outcome"):
@@ -107,10 +146,26 @@ def _filtered(request):
     return form, queryset
 
 
+MODE_WORDS = dict(Mode.choices)
+
+
+def mode_words(row):
+    """The modes a spy row went through, in the page's language ("listen → barge"); other kinds have none."""
+    codes = [code for code in (row.modes or row.mode).split(",") if code]
+    return " → ".join(str(MODE_WORDS.get(code, code)) for code in codes)
+
+
+def reason_words(code):
+    return REASONS.get(code, code)
+
+
 @login_required
 def audit(request):
     form, queryset = _filtered(request)
     page = Paginator(queryset, PAGE_SIZE).get_page(request.GET.get("page"))
+    for row in page:
+        row.mode_words = mode_words(row)
+        row.reason_words = reason_words(row.reason)
     query = request.GET.copy()
     query.pop("page", None)
     return render(request, "supervision/audit.html", {
