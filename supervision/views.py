@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.http import JsonResponse
 from django.shortcuts import render
@@ -13,9 +14,20 @@ def dashboard_labels():
         "ringing": _("Ringing"),
         "in_call": _("In a call"),
         "dialling": _("Dialling"),
+        "offline": _("Phone offline"),
         "no_phone": _("No phone assigned"),
-        "caller": _("Caller"),
-        "duration": _("Duration"),
+        "calls": _("Calls"),
+        "no_number": _("number not shown"),
+        "talk_time": _("talking %(time)s"),
+        "ring_time": _("ringing %(time)s"),
+        "dial_time": _("dialling %(time)s"),
+        "idle_time": _("idle %(time)s"),
+        "phone_online": _("Phone online (the PBX checks it)"),
+        "phone_unknown": _("Phone state unknown (the PBX does not report it)"),
+        "phone_unreachable": _("Phone unreachable: the PBX gets no answer from it"),
+        "phone_unregistered": _("Phone not registered with the PBX"),
+        "phone_unavailable": _("Phone unavailable, says the PBX"),
+        "phone_invalid": _("The PBX does not know this phone"),
         "listened_by": _("On this call"),
         "watcher_listen": _("%(name)s (listening)"),
         "watcher_whisper": _("%(name)s (whispering)"),
@@ -34,10 +46,18 @@ def dashboard_labels():
         "stop": _("Stop"),
         "switch_to": _("Switch to"),
         "link_connecting": _("Connecting to the PBX…"),
-        "link_up": _("PBX link up"),
-        "link_down": _("PBX link down since %(time)s"),
+        "link_up": _("Connected to the PBX"),
+        "link_down": _("No connection to the PBX since %(time)s"),
+        "link_retry": _("Trying again in %(seconds)s s."),
         "link_login_refused": _("The PBX refused the dashboard's login: %(detail)s"),
-        "link_no_bridge": _("The PBX bridge is not running"),
+        "link_no_bridge": _("The server's connection to the PBX is not running"),
+        "stale_banner": _("Last known at %(time)s: %(reason)s"),
+        "stale_link": _("the PBX link is down, so calls shown may have changed and buttons cannot act."),
+        "stale_no_bridge": _("the server's connection to the PBX is not running, so calls shown may have changed and buttons cannot act."),
+        "stale_socket": _("this page lost its connection to the server, so calls shown may have changed and buttons cannot act."),
+        "team_of": _("%(name)s's team"),
+        "no_team": _("No team"),
+        "team_count": _("%(shown)s of %(total)s"),
         "resync_not_permitted": _(
             "The AMI user may not list channels (CoreShowChannels): calls that started before the last connection are not shown."
         ),
@@ -56,9 +76,14 @@ def dashboard_labels():
     }
 
 
+def dashboard_config():
+    """The site's thresholds the page colours cards by."""
+    return {"long_ring_seconds": settings.LONG_RING_SECONDS, "long_call_seconds": settings.LONG_CALL_SECONDS}
+
+
 @login_required
 def dashboard(request):
-    return render(request, "supervision/dashboard.html", {"labels": dashboard_labels()})
+    return render(request, "supervision/dashboard.html", {"labels": dashboard_labels(), "config": dashboard_config()})
 
 
 async def healthz(request):
