@@ -8,6 +8,10 @@ through `Local/<ext>@dashboard-phones` (deploy/extensions-autoanswer.conf), stil
     petrova   Anna Petrova       SIP/201   curator of ivanov, kuznetsova, sokolov (SIP/101-103)
     smirnov   Igor Smirnov       SIP/202   curator of popova, lebedev (SIP/104-105)
 
+The library holds one recording, "Welcome call" (`<RECORDINGS_ROOT>/demo-welcome-call`, owned by
+petrova, shared with everyone): the simulated PBX knows that file and plays it for its 20 seconds
+(fakepbx.engine.SOUND_SECONDS), so "Play to my phone" works in `make run`.
+
 The password of each demo user is `demo-<username>` (e.g. `demo-petrova`). They are set directly,
 bypassing the password validators on purpose: they are meant to be typed at a demo, never used in
 production.
@@ -15,6 +19,7 @@ production.
 
 from dataclasses import dataclass, field
 
+from django.conf import settings
 from django.contrib.auth.hashers import get_hasher, make_password
 from django.db import transaction
 
@@ -31,6 +36,11 @@ DEMO_PEOPLE = [
     ("popova", "Olga", "Popova", Role.TRAINEE, "smirnov", "104"),
     ("lebedev", "Sergey", "Lebedev", Role.TRAINEE, "smirnov", "105"),
 ]
+
+
+DEMO_RECORDING_FILE = "demo-welcome-call"
+DEMO_RECORDING_TITLE = "Welcome call"
+DEMO_RECORDING_DESCRIPTION = "A model first call: greeting, the customer's name, the question back (20 s)."
 
 
 # How the PJSIP demo phones are originated: the context of deploy/extensions-autoanswer.conf.
@@ -60,6 +70,7 @@ class DemoRoster:
     passwords: dict = field(default_factory=dict)  # username -> demo password
     created: list = field(default_factory=list)  # usernames created by this call
     notes: list = field(default_factory=list)  # things left as they were, in plain words
+    recording: object = None  # the library's demo recording
 
     @property
     def admin(self):
@@ -105,7 +116,22 @@ def seed_demo_roster(*, reset_passwords=False, pjsip=False):
         if created:
             roster.created.append(username)
         roster.extensions[username] = _demo_extension(user, resource, roster, pjsip)
+    roster.recording = _demo_recording(roster.users["petrova"])
     return roster
+
+
+def _demo_recording(owner):
+    """The library's demo recording, found by its file: an admin's edits to title or sharing stay."""
+    from supervision.models import Recording, Sharing
+
+    path = f"{settings.RECORDINGS_ROOT.rstrip('/')}/{DEMO_RECORDING_FILE}"
+    recording = Recording.objects.filter(path=path).first()
+    if recording is None:
+        recording = Recording(path=path, title=DEMO_RECORDING_TITLE, description=DEMO_RECORDING_DESCRIPTION,
+                              owner=owner, sharing=Sharing.EVERYONE)
+        recording.full_clean()
+        recording.save()
+    return recording
 
 
 def _demo_extension(user, resource, roster, pjsip):

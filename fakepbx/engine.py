@@ -36,6 +36,9 @@ CONTEXT_BEHAVIOUR = {
 }
 # The capture lab's names for files it did not have (`no/such-file`, `.../training/no-such-file`).
 LAB_MISSING_SOUND = re.compile(r"(^|/)no[-/]such")
+# Sound files this PBX has with their own length in seconds, by file name (any folder): the demo
+# library's recording (accounts/demo.py) plays this long; any other file plays playback_seconds.
+SOUND_SECONDS = {"demo-welcome-call": 20.0}
 # The capture dialplan's own contexts; on Asterisk 22 every other Local context is the product's
 # deploy/extensions-autoanswer.conf (see local_route).
 LAB_CONTEXTS = set(CONTEXT_BEHAVIOUR) | {"phones", "customer"}
@@ -456,10 +459,13 @@ class Switch(LocalPhoneRoute, PickupChan, PhoneCalls):
     def has_sound(self, name):
         return name not in self.missing_sounds and not LAB_MISSING_SOUND.search(name)
 
+    def sound_seconds(self, name):
+        return SOUND_SECONDS.get(name.rsplit("/", 1)[-1], self.playback_seconds)
+
     async def _app_playback(self, channel, data):
         files = [name for name in data.split(",")[0].split("&") if name]
         if files and all(self.has_sound(name) for name in files):
-            await asyncio.sleep(self.playback_seconds * len(files))
+            await asyncio.sleep(sum(self.sound_seconds(name) for name in files))
         self._dialplan_ends(channel)
 
     async def _app_dial(self, channel, data):
