@@ -21,6 +21,7 @@ ACTION_CLASSES = {
     "hangup": {"system", "call"},
     "status": {"system", "call", "reporting"},
     "coreshowchannels": {"system", "reporting"},
+    "devicestatelist": {"call", "reporting"},
     "command": {"command"},
     "playdtmf": {"call"},
     "redirect": {"call"},
@@ -39,6 +40,7 @@ OPEN_ACTIONS = (
 IMPLEMENTED_ACTIONS = {
     "CoreSettings": "system,reporting,all",
     "CoreShowChannels": "system,reporting,all",
+    "DeviceStateList": "call,reporting,all",
     "Hangup": "system,call,all",
     "Originate": "originate,all",
     "PlayDTMF": "call,all",

@@ -24,6 +24,7 @@ from .manager_conf import (
     IMPLEMENTED_ACTIONS, OPEN_ACTIONS, demo_users, load_manager_conf, originate_blacklisted, parse_classes,
     users_from_dict,
 )
+from . import qualify
 from .engine import OriginateRequest, Switch
 from .scenarios import run_scenario
 from supervision.ami.protocol import Parser, ProtocolError, banner, encode
@@ -97,6 +98,7 @@ class FakePBX:
                              pickup_race=pickup_race, race_random=self.random)
         self.flavour = self.switch.flavour
         self.demo_options = demo_options or {}
+        self.unavailable = set()  # qualified phones that stopped answering (phone_gone)
         self.actions = []  # every action Message received, in order (all connections)
         self.raw_actions = []  # the bytes of each action frame, in order
         self.logins_total = 0
@@ -182,6 +184,39 @@ class FakePBX:
         """The phone `device` dials `number` itself (a trainee calling a customer); returns the
         phone's incoming channel name (asterisk22-pjsip-call-105-answered)."""
         return await self.switch.phone_calls(device, number, caller_name, talk_seconds)
+
+    def phone_gone(self, device):
+        """A phone with qualify on stops answering: the PBX's events, and `DeviceStateList` says
+        UNAVAILABLE until `phone_back` (fakepbx.qualify)."""
+        self.unavailable.add(device)
+        for klass, pairs in qualify.gone_events(device):
+            self._emit(klass, pairs)
+
+    def phone_back(self, device):
+        self.unavailable.discard(device)
+        for klass, pairs in qualify.back_events(device):
+            self._emit(klass, pairs)
+
+    def device_states(self):
+        """[(device, STATE)] as DeviceStateList lists them: chan_sip stays NOT_INUSE in calls (no
+        call-limit) and does not list a peer that never registered; PJSIP says INUSE / RINGING,
+        and UNAVAILABLE for an endpoint without a contact (asterisk2*-busy-own-phone, -qualify)."""
+        states = []
+        for device, phone in sorted(self.switch.phones.items()):
+            pjsip = device.startswith("PJSIP/")
+            if device in self.unavailable or (pjsip and phone.behaviour == "unregistered"):
+                states.append((device, "UNAVAILABLE"))
+                continue
+            if phone.behaviour == "unregistered" or "/" not in device or device.startswith("Local/"):
+                continue
+            codes = {channel.state for channel in self.switch.channels.values() if channel.name.rpartition("-")[0] == device}
+            if pjsip and 6 in codes:
+                states.append((device, "INUSE"))
+            elif pjsip and 5 in codes:
+                states.append((device, "RINGING"))
+            else:
+                states.append((device, "NOT_INUSE"))
+        return states
 
     def spy_mode(self, name):
         return self.switch.spy_modes.get(name)
@@ -409,6 +444,10 @@ class FakePBX:
         for channel in channels:
             session.send(core_show_channel(channel, action_id, now))
         session.send(list_complete("CoreShowChannelsComplete", action_id, len(channels)))
+
+    async def _action_devicestatelist(self, session, action_id, fields, variables):
+        for frame in qualify.device_state_list(action_id, self.device_states()):
+            session.send(frame)
 
     async def _action_coresettings(self, session, action_id, fields, variables):
         # Shaped like Asterisk 20's reply (asterisk20-command-core-show-version); SystemName says
