@@ -36,11 +36,14 @@ class NoRedirect(urllib.request.HTTPRedirectHandler):
         return fp
 
 
-async def closed_with(socket):
+async def ended_by_the_server(socket, stack):
+    """The socket is closed, by the server, because its session ended. The close frame itself
+    (code 4401) may be lost when the server's TCP close overtakes it; the server's log says why."""
     with pytest.raises(WebSocketClosed) as closed:
         while True:
             await socket.receive_json(timeout=20)
-    return str(closed.value)
+    assert str(closed.value) in (SESSION_ENDED, "connection closed"), stack.logs()
+    return "closed: its login session ended" in stack.logs()
 
 
 @pytest.fixture
@@ -54,7 +57,7 @@ async def test_a_logout_on_one_web_server_closes_the_socket_open_on_another(stac
     cookie = await asyncio.to_thread(log_in, first, "petrova", "demo-petrova")
     socket = await WebSocketClient.connect(first, cookie)
     await asyncio.to_thread(log_out, second, cookie)
-    assert await closed_with(socket) == SESSION_ENDED, stack.logs()
+    assert await ended_by_the_server(socket, stack), stack.logs()
 
 
 async def test_a_password_changed_from_a_management_command_closes_the_socket(stack):
@@ -64,7 +67,7 @@ async def test_a_password_changed_from_a_management_command_closes_the_socket(st
     change = ("from accounts.models import User; u = User.objects.get(username='petrova'); "
               "u.set_password('another-Secret-42'); u.save()")
     await asyncio.to_thread(subprocess.run, [*MANAGE, "shell", "-c", change], env=stack.env, cwd=ROOT, check=True)
-    assert await closed_with(socket) == SESSION_ENDED, stack.logs()
+    assert await ended_by_the_server(socket, stack), stack.logs()
 
 
 async def test_import_roster_tells_the_open_dashboards(stack, tmp_path):
