@@ -58,6 +58,13 @@ PICKUP_SETTLE = 1.0
 PICKUP_VERDICT = 5.0
 
 
+def _answered_text(job):
+    """Worded for the reader: his own ringing call is not "Dmitry Ivanov's call" to Dmitry."""
+    if job.own_call:
+        return _("You answered your ringing call on this phone.")
+    return _("You answered %(name)s's call on your phone.") % {"name": job.target_name}
+
+
 @dataclass(eq=False)  # each press is itself: kept in sets
 class Job:
     """One press in flight (the audit row holds the rest)."""
@@ -67,6 +74,7 @@ class Job:
     session_id: int | None = None
     target_id: int | None = None  # pickup: the ringing phone's extension
     target_name: str = ""  # pickup: its owner; dial: the number; playback: the title
+    own_call: bool = False  # pickup: the ringing phone is the user's own (texts say "your call")
     target_channel: str = ""  # pickup: the exact ringing channel
     recording_id: int | None = None
     action_id: str = ""
@@ -191,10 +199,12 @@ class CallControl(presses.EventFollower):
                               ringing["name"])
             row = _row(Kind.PICKUP, user, phone, request.client, target=target, target_channel=ringing["name"],
                        target_uniqueid=(ringing.get("uniqueid") or "")[:64])
+            job.own_call = target.user_id == user.pk
             return presses.accepted(row, decision.reason, fields, target_name=name, target_channel=ringing["name"])
 
         await self._press(request, job, partial(_read_pickup, request.user_id, target_id), judge, look,
-                          lambda: _("Calling your phone to answer %(name)s's call…") % {"name": job.target_name})
+                          lambda: _("Calling your phone to answer your ringing call…") if job.own_call
+                          else _("Calling your phone to answer %(name)s's call…") % {"name": job.target_name})
 
     def _ringing_channel(self, device):
         """The call ringing on that phone: never a leg of a spy, pickup or playback (the board's
@@ -438,8 +448,7 @@ class CallControl(presses.EventFollower):
         if not job.answered:
             fields["answered_at"] = timezone.now()
         await update_row(job.session_id, **fields)
-        await self._status(job, "answered", "picked_up",
-                           _("You answered %(name)s's call on your phone.") % {"name": job.target_name})
+        await self._status(job, "answered", "picked_up", _answered_text(job))
 
     def _uniqueid_of(self, channel):
         """Beside a channel name in the audit trail: names start again at 00000000 after a restart."""
@@ -563,7 +572,7 @@ class CallControl(presses.EventFollower):
             if job.state in DONE or job.session_id is None:
                 continue
             if job.kind == Kind.PICKUP and job.picked:
-                text = _("You answered %(name)s's call on your phone.") % {"name": job.target_name}
+                text = _answered_text(job)
             elif job.kind == Kind.PLAYBACK and job.answered:
                 text = _("Playing “%(title)s” on your phone.") % {"title": job.target_name}
             elif job.kind == Kind.DIAL and job.answered:

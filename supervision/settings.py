@@ -383,6 +383,8 @@ NOTIFY_MONITORED = env_bool("NOTIFY_MONITORED", True)
 # The dashboard colours a phone that has rung longer than this, and a call that has gone on longer.
 LONG_RING_SECONDS = env_int("LONG_RING_SECONDS", 20, minimum=1, maximum=86400)
 LONG_CALL_SECONDS = env_int("LONG_CALL_SECONDS", 600, minimum=1, maximum=86400)
+# A card's status line (a press's outcome) goes after this long; a live session's line stays.
+STATUS_LINE_SECONDS = env_int("STATUS_LINE_SECONDS", 120, minimum=1, maximum=86400)
 RECORDINGS_ROOT = env_str("RECORDINGS_ROOT", "/var/lib/asterisk/sounds/training")
 if not RECORDINGS_ROOT.startswith("/"):
     raise ImproperlyConfigured("RECORDINGS_ROOT must be an absolute path")

@@ -77,8 +77,9 @@ def dashboard_labels():
 
 
 def dashboard_config():
-    """The site's thresholds the page colours cards by."""
-    return {"long_ring_seconds": settings.LONG_RING_SECONDS, "long_call_seconds": settings.LONG_CALL_SECONDS}
+    """The site's thresholds: when the page colours a ring or a call as long, when a status line goes."""
+    return {"long_ring_seconds": settings.LONG_RING_SECONDS, "long_call_seconds": settings.LONG_CALL_SECONDS,
+            "status_line_seconds": settings.STATUS_LINE_SECONDS}
 
 
 @login_required

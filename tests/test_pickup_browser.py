@@ -24,7 +24,8 @@ def test_a_trainee_answers_his_ringing_call_from_the_page(dashboard_server, pbx_
     assert button.inner_text() == "Answer here"
 
     button.click()
-    page.wait_for_selector(f"{OWN_CARD} .status:has-text('You answered Dmitry Ivanov')")
+    # Worded for him: it is his own call, not "Dmitry Ivanov's call".
+    page.wait_for_selector(f"{OWN_CARD} .status:has-text('You answered your ringing call on this phone.')")
     page.wait_for_selector(f"{OWN_CARD}[data-state=in_call]")
     assert button.is_hidden()  # only while the phone rings
 

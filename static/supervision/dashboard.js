@@ -15,9 +15,9 @@
   const ACK_AFTER_MS = 500;
   const STALE_CLOSE_CODE = 4408; // the server closed a page that fell behind and stayed silent
   const SESSION_ENDED_CLOSE_CODE = 4401; // logged out (here or elsewhere): the server shows the login page
-  // A status line (a press's outcome) says when it was written and goes after this long, unless
-  // it is about a session still in flight.
-  const STATUS_EXPIRES_MS = 120000;
+  // A status line (a press's outcome) says when it was written and goes after this long
+  // (settings.STATUS_LINE_SECONDS), unless it is about a session still in flight.
+  const STATUS_EXPIRES_MS = CONFIG.status_line_seconds * 1000;
   const STATE_ORDER = { in_call: 0, ringing: 1, dialling: 2, spying: 3, idle: 4, offline: 5 };
   const VIEW_KEY = "dashboard.view";
 
