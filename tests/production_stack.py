@@ -269,7 +269,7 @@ class Page:
             for diff in frame["diffs"]:
                 if diff["op"] == "upsert":
                     self.channels[diff["channel"]["name"]] = diff["channel"]
-                else:
+                elif diff["op"] == "remove":
                     self.channels.pop(diff["name"], None)
         elif frame["type"] == "link":
             self.link = frame["link"]

@@ -46,7 +46,7 @@ async def test_a_trainee_answers_his_own_ringing_call_on_his_phone(fakepbx, brid
         f"Action: Originate\r\nActionID: {originate['ActionID']}\r\nChannel: SIP/105\r\nApplication: PickupChan\r\n"
         f"Data: {ringing}\r\nCallerID: Pickup <105>\r\nAsync: true\r\n{AUTOANSWER}\r\n"
     ).encode()]
-    assert answered["text"] == "You answered Anna's call on your phone."
+    assert answered["text"] == "You answered your ringing call on this phone."  # her own call, in her words
     assert answered["reason"] == "picked_up" and answered["target"] == phones["anna"].pk
     # The simulator: the ringing leg is gone, the call lives on in the phone's new channel.
     await until(lambda: ringing not in fakepbx.channels)

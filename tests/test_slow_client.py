@@ -56,7 +56,7 @@ class Page:
             for diff in frame["diffs"]:
                 if diff["op"] == "upsert":
                     self.channels[diff["channel"]["name"]] = diff["channel"]
-                else:
+                elif diff["op"] == "remove":
                     self.channels.pop(diff["name"], None)
 
     async def read_until(self, predicate, *, ack):
