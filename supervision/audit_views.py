@@ -30,7 +30,7 @@ CSV_COLUMNS = [
     ("requested_at", _("requested")),
     ("user_label", _("who")),
     ("from_device", _("from phone")),
-    ("target_label", _("monitored person")),
+    ("target_label", _("on whom or what")),  # a person, a number called or a recording
     ("target_device", _("target phone")),
     ("target_channel", _("target channel")),
     ("kind", _("kind")),

@@ -124,7 +124,7 @@ def read_csv(response):
 def test_csv_export_uses_the_same_filters_and_rights(client, people, trail):
     client.force_login(people["boss"])
     header, *rows = read_csv(client.get(reverse("audit_csv"), {"mode": "barge"}))
-    assert header[:4] == ["requested", "who", "from phone", "monitored person"]
+    assert header[:4] == ["requested", "who", "from phone", "on whom or what"]
     assert [(r[1], r[3], r[7], r[10], r[11]) for r in rows] == [("Olga", "Anna", "barge", "failed", "busy")]
 
     client.force_login(people["smirnov"])
