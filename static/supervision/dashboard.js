@@ -170,6 +170,11 @@
   function updateStale() {
     const reason = staleReason();
     const main = document.querySelector("main") || document.body;
+    const dial = document.querySelector("#dial-form button[type=submit]");
+    if (dial) {
+      dial.disabled = reason !== null;
+      dial.title = reason || "";
+    }
     if (reason === null) {
       frozenAt = null;
       main.classList.remove("stale");
@@ -214,7 +219,7 @@
     else if (link.state === "no_bridge") text = L.link_no_bridge;
     else {
       text = fmt(L.link_down, { time: link.since ? clock(link.since) : "?" });
-      if (link.retry_in) text += " " + fmt(L.link_retry, { seconds: Math.ceil(link.retry_in) });
+      if (link.retry_in) text += " · " + fmt(L.link_retry, { seconds: Math.ceil(link.retry_in) });
     }
     if (link.resync === "not_permitted") text += " · " + L.resync_not_permitted;
     el.textContent = text;
@@ -322,7 +327,9 @@
     cards.set("me", me);
     $("me").replaceChildren(me.root);
     for (const person of state.people) cards.set(person.id, buildCard(person, false));
+    // The room's tools and totals are for a room: a trainee's one curator needs neither.
     $("people-tools").hidden = state.people.length < 2;
+    $("totals").hidden = state.people.length < 2;
     layoutPeople();
   }
 
@@ -454,6 +461,7 @@
     card.state = badgeState;
     card.presence.dataset.presence = found.presence;
     card.presence.textContent = presenceText(found);
+    card.presence.title = found.presence === "unknown" ? L.phone_unknown_why : found.presence === "online" ? L.phone_online_why : "";
     card.presence.hidden = found.presence === "none";
     card.root.dataset.presence = found.presence;
 
