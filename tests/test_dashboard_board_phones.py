@@ -184,3 +184,21 @@ def test_the_simulators_device_state_list_is_shaped_like_the_pbxs():
     fake = qualify.device_state_list("dsl-before", states)
     assert len(states) == 5
     assert [list(m.pairs) for m in real] == fake
+
+
+def test_a_rebuild_that_finds_a_phones_calls_gone_does_not_claim_when_they_ended():
+    """The calls ended while the board was not listening (a lost link): idle since when is unknown."""
+    _events, lists = events_and_lists("asterisk20-two-calls-one-phone")
+    board = Board(now=clock())
+    board.rebuild([m for m in lists["csc-two"] if m.event == "CoreShowChannel"])
+    assert [c["device"] for c in board.snapshot()] == ["SIP/105", "SIP/105"]
+    diffs = board.rebuild([])
+    assert [d["op"] for d in diffs].count("remove") == 2
+    phones = [d for d in diffs if d["op"] == "phone"]
+    assert phones == []  # never idle-timed before: nothing to take back
+    for message in [m for m in capture_messages("asterisk20-two-calls-one-phone")[1] if m.get("ActionID") is None]:
+        board.apply(message)
+    assert {p["device"]: p["idle_since"] for p in board.phones()}["SIP/105"] is not None
+    board.rebuild([m for m in lists["csc-two"] if m.event == "CoreShowChannel"])
+    diffs = board.rebuild([])
+    assert [(d["device"], d["phone"]["idle_since"]) for d in diffs if d["op"] == "phone"] == [("SIP/105", None)]
