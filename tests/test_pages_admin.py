@@ -123,3 +123,11 @@ def test_the_audit_says_modes_and_decisions_in_words():
     assert mode_words(row) == "listen → whisper → barge"
     assert mode_words(MonitoringSession(kind="dial")) == ""
     assert str(REASONS["not_your_team"]) == "not in the team"
+
+
+def test_a_refused_form_gets_the_apps_page(client, demo_roster):
+    checking = type(client)(enforce_csrf_checks=True)
+    response = checking.post("/login/", {"username": "petrova", "password": "demo-petrova"})
+    page = response.content.decode()
+    assert response.status_code == 403
+    assert "The form has expired" in page and 'class="brand"' in page and "supervision/favicon.svg" in page
