@@ -120,7 +120,7 @@
         if (!state) return;
         applyDiffs(state.channels, state.phones, message.diffs);
         state.seq = message.seq;
-        scheduleRender();
+        render();
         applied();
         break;
       case "link":
@@ -730,18 +730,6 @@
     for (const card of cards.values()) renderCard(card, byDevice);
     arrange();
     renderTotals();
-  }
-
-  // A busy room sends many diffs a second: they are all applied at once, and the cards drawn once
-  // per screen refresh.
-  let renderPending = false;
-  function scheduleRender() {
-    if (renderPending) return;
-    renderPending = true;
-    requestAnimationFrame(() => {
-      renderPending = false;
-      if (state) render();
-    });
   }
 
   setInterval(() => {
