@@ -325,3 +325,20 @@ def test_the_admin_imports_a_roster_csv_after_a_preview_of_every_row(site, brows
         expect(page.locator(".messagelist")).to_contain_text("Roster imported from roster.csv: users 1 created")
         expect(page.locator("#result_list a", has_text=re.compile("^orlova$"))).to_be_visible()
         expect(page.locator("#result_list tr", has_text="orlova")).to_contain_text("SIP/106, SIP/107")
+
+
+def test_the_russian_admin_and_dashboard_speak_russian(site, browser):
+    with visiting(browser, site, username="admin", language="ru") as visit:
+        page = visit.page
+        dashboard_is_live(visit)
+        expect(page.locator("#socket-state")).to_have_text("На связи")
+        visit.open("/admin/", ready="#content")
+        expect(page.locator("#site-name")).to_have_text("Контроль звонков · состав")
+        expect(page.locator("#content h1")).to_have_text("Состав и журнал")
+        expect(page.locator(".app-accounts caption")).to_have_text("Состав")
+        expect(page.locator(".app-supervision caption")).to_have_text("Контроль звонков")
+        expect(page.locator(".app-accounts th a")).to_have_text(["Внутренние номера", "Пользователи"])
+        expect(page.locator(".app-supervision th a")).to_have_text(["Журнал действий", "Учебные записи"])
+        page.locator(".app-accounts th a", has_text="Пользователи").click()
+        expect(page.locator("#content h1")).to_have_text("Выберите пользователя для изменения")
+        expect(page.locator("#changelist .paginator")).to_contain_text(re.compile(r"Всего: \d+"))
