@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.utils.translation import gettext_lazy as _
 
 from accounts.admin_titles import SentenceTitles
-from supervision.models import MonitoringSession, Recording
+from supervision.models import Kind, MonitoringSession, Recording
 
 
 @admin.register(MonitoringSession)
@@ -12,10 +12,19 @@ class MonitoringSessionAdmin(SentenceTitles, admin.ModelAdmin):
     list_title = _("Audit trail: choose a row to view")
     view_title = _("An audit row")
 
-    list_display = ["requested_at", "user_label", "target_label", "kind", "mode", "outcome", "outcome_detail"]
+    list_display = ["requested_at", "user_label", "target", "kind", "mode", "outcome", "outcome_detail"]
     list_filter = ["kind", "mode", "outcome", "requested_at"]
     search_fields = ["user_label", "target_label", "target_device", "user__username", "target_user__username"]
     date_hierarchy = "requested_at"
+
+    @admin.display(description=_("on whom or what"), ordering="target_label")
+    def target(self, row):
+        """A number called or a recording played is said to be one, not shown as a monitored person."""
+        if row.kind == Kind.DIAL:
+            return _("number %(number)s") % {"number": row.target_label}
+        if row.kind == Kind.PLAYBACK:
+            return _("recording “%(title)s”") % {"title": row.target_label}
+        return f"{row.target_label} ({row.target_device})" if row.target_device else row.target_label
 
     def get_readonly_fields(self, request, obj=None):
         return [field.name for field in self.model._meta.fields]

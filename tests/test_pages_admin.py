@@ -131,3 +131,11 @@ def test_a_refused_form_gets_the_apps_page(client, demo_roster):
     page = response.content.decode()
     assert response.status_code == 403
     assert "The form has expired" in page and 'class="brand"' in page and "supervision/favicon.svg" in page
+
+
+def test_the_admins_audit_list_says_what_a_dial_or_playback_was_on(admin_client, demo_roster):
+    ivanov = demo_roster.users["ivanov"]
+    MonitoringSession.objects.create(kind="dial", user=ivanov, user_label=str(ivanov), target_label="5551234")
+    MonitoringSession.objects.create(kind="playback", user=ivanov, user_label=str(ivanov), target_label="Welcome call")
+    page = admin_client.get("/admin/supervision/monitoringsession/").content.decode()
+    assert "number 5551234" in page and "recording “Welcome call”" in page

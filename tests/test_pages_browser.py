@@ -231,7 +231,7 @@ def test_the_demo_recording_plays_and_the_audit_tells_each_kind_in_the_pages_lan
         expect(playback).to_have_attribute("data-kind", "playback")
         # The number called is said to be one, not put among the people monitored.
         expect(call.locator("td").nth(3)).to_have_text("номер 5551234")
-        expect(playback.locator("td").nth(3)).to_have_text("запись “Welcome call”")
+        expect(playback.locator("td").nth(3)).to_have_text("запись «Welcome call»")
         expect(call.locator("td").nth(5)).to_have_text("разрешено")
         expect(playback.locator("td").nth(6)).to_have_text("завершено")
 
