@@ -613,7 +613,7 @@
     const teams = teamsOf(people);
     const grouped = view.group && teams.length > 1;
     $("people-group").checked = view.group;
-    $("people-group").parentElement.hidden = teams.length < 2;
+    $("people-group").closest("p").hidden = teams.length < 2; // one team: nothing to group
     if (!grouped) {
       const grid = el("div", { class: "grid" });
       for (const person of people) grid.append(cards.get(person.id).root);
