@@ -96,6 +96,7 @@ class Visit:
     def shoot(self, name):
         if SAVE_SCREENSHOTS and name in SCREENSHOT_PAGES:
             SCREENSHOTS.mkdir(exist_ok=True)
+            self.page.locator("header").first.scroll_into_view_if_needed()  # pictures start at the top
             language = self.page.locator("html").get_attribute("lang")
             self.page.screenshot(path=str(SCREENSHOTS / f"{name}-{language}-{self.page.viewport_size['width']}.png"))
 
