@@ -49,7 +49,7 @@ async def test_demo_user_has_everything(fakepbx):
     assert "Asterisk Call Manager/" in line(lines, "AMI:")
     assert line(lines, "Login:").startswith("Login: ok as 'dashboard'")
     assert line(lines, "Asterisk:") == "Asterisk: version 20.20.1 (AMI 9.0.0, system name simulated-pbx)"
-    for action in ("CoreShowChannels", "Hangup", "PlayDTMF", "Originate"):
+    for action in ("CoreShowChannels", "Hangup", "PlayDTMF", "DeviceStateList", "Originate"):
         assert line(lines, f"{action}:").startswith(f"{action}: permitted"), lines
     assert line(lines, "Call events:").startswith("Call events: arriving")
     assert line(lines, "Result:") == "Result: everything the dashboard needs is permitted."
@@ -72,8 +72,9 @@ async def test_restricted_user_lacks_list_hangup_and_dtmf(restricted_pbx):
     assert code == 1, lines
     assert line(lines, "Login:").startswith("Login: ok")
     assert line(lines, "Asterisk:").startswith("Asterisk: version unknown")
-    for action in ("CoreShowChannels", "Hangup", "PlayDTMF"):
+    for action in ("CoreShowChannels", "Hangup", "PlayDTMF", "DeviceStateList"):
         assert line(lines, f"{action}:").startswith(f"{action}: NOT permitted (Permission denied)")
+    assert "the phone's state is unknown" in line(lines, "DeviceStateList:")
     assert "works from events alone" in line(lines, "CoreShowChannels:")
     assert "a restarted bridge cannot find the listen/whisper/barge calls" in line(lines, "CoreShowChannels:")
     hangup = line(lines, "Hangup:")
@@ -83,7 +84,7 @@ async def test_restricted_user_lacks_list_hangup_and_dtmf(restricted_pbx):
     assert hangup.endswith("manager.conf: write=call (or system).")
     assert line(lines, "Originate:").startswith("Originate: permitted")
     assert line(lines, "Call events:").startswith("Call events: arriving")
-    assert line(lines, "Result:").startswith("Result: missing CoreShowChannels, Hangup, PlayDTMF")
+    assert line(lines, "Result:").startswith("Result: missing CoreShowChannels, Hangup, PlayDTMF, DeviceStateList")
 
 
 async def test_wrong_secret_cannot_log_in(fakepbx):

@@ -53,6 +53,11 @@ NEEDS = {
         "switching between listen, whisper and barge during a call from the browser is unavailable",
         "write=call",
     ),
+    "DeviceStateList": (
+        "after each login every card says the phone's state is unknown until the PBX reports a change "
+        "on it",
+        "write=call or reporting",
+    ),
 }
 
 
@@ -148,6 +153,7 @@ async def check_pbx(host, port, username, secret, auth, *, timeout, events_wait,
             "CoreShowChannels": await probe(client, "CoreShowChannels", (), as_list=True),
             "Hangup": await probe(client, "Hangup", [("Channel", PROBE_CHANNEL)]),
             "PlayDTMF": await probe(client, "PlayDTMF", [("Channel", PROBE_CHANNEL), ("Digit", "1")]),
+            "DeviceStateList": await probe(client, "DeviceStateList", (), as_list=True),
             "Originate": await probe(client, "Originate", ORIGINATE_PROBE),
         }
         missing = []
