@@ -75,6 +75,8 @@ REASONS = {
     "own_call": _("own call"),
     "not_your_team": _("not in the team"),
     "no_permission": _("no right to it"),
+    "not_for_role": _("not allowed for the role"),
+    "not_monitorable": _("phone may not be monitored"),
     "unknown_action": _("unknown action"),
     "no_call": _("no call"),
     "not_a_conversation": _("not a conversation"),

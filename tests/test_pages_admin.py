@@ -139,3 +139,21 @@ def test_the_admins_audit_list_says_what_a_dial_or_playback_was_on(admin_client,
     MonitoringSession.objects.create(kind="playback", user=ivanov, user_label=str(ivanov), target_label="Welcome call")
     page = admin_client.get("/admin/supervision/monitoringsession/").content.decode()
     assert "number 5551234" in page and "recording “Welcome call”" in page
+
+
+def test_every_decision_the_product_writes_has_words_on_the_audit_page():
+    """The reason codes of audit rows, as the press code writes them (a refusal's first argument,
+    a verdict's code, a finish's reason=), each have the audit page's words."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent / "supervision"
+    source = "".join((root / name).read_text() for name in ("policy.py", "cti.py", "monitoring.py", "presses.py"))
+    patterns = [r'\b_deny\(\s*"([a-z_]+)"', r'\brefuse\(\s*"([a-z_]+)"', r'\breason="([a-z_]+)"',
+                r'return "([a-z_]+)", ', r'_refuse_press\([^)]*?"([a-z_]+)"', r'^RATE_LIMITED = "([a-z_]+)"$',
+                r'Decision\(True, "([a-z_]+)"']
+    codes = set()
+    for pattern in patterns:
+        codes |= set(re.findall(pattern, source, re.MULTILINE | re.DOTALL))
+    assert {"ok", "not_your_team", "rate_limited", "spy_not_started", "no_phone"} <= codes  # the scan works
+    assert sorted(codes - set(REASONS)) == []
