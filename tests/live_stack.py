@@ -215,6 +215,13 @@ async def until(condition):
     await wait_for(condition, timeout=WAIT)
 
 
+async def ringing_call(pbx, bridge, device):
+    """A customer call ringing `device` that nobody answers by himself, once the board has it."""
+    name = await pbx.inbound_call(device, answer=False)
+    await until(lambda: (bridge.board.channel(name) or {}).get("state") == "ringing")
+    return name
+
+
 async def press(bridge, user, command, client="192.0.2.7"):
     """A press handed straight to the command's handler (shape already checked, as by the consumer)."""
     await bridge.handlers[command["type"]](bridge, CommandRequest(bridge, command, user.pk, None, client))

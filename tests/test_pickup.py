@@ -12,6 +12,7 @@ from tests.live_stack import (  # noqa: F401
     bridge,
     originates,
     raw_originate,
+    ringing_call,
     roster,
     rows,
     take_permission,
@@ -23,13 +24,6 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(60)]
 
 async def press(bridge, user, command, client="192.0.2.9"):
     await live_stack.press(bridge, user, command, client)
-
-
-async def ringing_call(pbx, bridge, device):
-    """A customer call ringing `device` that nobody answers by himself."""
-    name = await pbx.inbound_call(device, answer=False)
-    await until(lambda: (bridge.board.channel(name) or {}).get("state") == "ringing")
-    return name
 
 
 async def test_a_trainee_answers_his_own_ringing_call_on_his_phone(fakepbx, bridge, roster):

@@ -21,6 +21,7 @@ from tests.live_stack import (  # noqa: F401
     bridge,
     originates,
     press,
+    ringing_call,
     roster,
     rows,
     started_bridge,
@@ -29,12 +30,6 @@ from tests.live_stack import (  # noqa: F401
 from tests.pbx_drivers import device, driver, driver_bridge, driver_pbx, driver_roster  # noqa: F401
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(60)]
-
-
-async def ringing_call(pbx, bridge, phone):
-    name = await pbx.inbound_call(phone, answer=False)
-    await until(lambda: (bridge.board.channel(name) or {}).get("state") == "ringing")
-    return name
 
 
 def pickup_messages(inbox):

@@ -192,12 +192,15 @@
     banner.hidden = false;
   }
 
+  // Times in the page's language (not the browser's: a Russian page shows 24-hour times).
+  const PAGE_LOCALE = document.documentElement.lang || undefined;
+
   function clock(epoch) {
-    return new Date((epoch - (state ? state.skew : 0)) * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+    return new Date((epoch - (state ? state.skew : 0)) * 1000).toLocaleTimeString(PAGE_LOCALE, { hour: "2-digit", minute: "2-digit", second: "2-digit" });
   }
 
   function shortClock(epoch) {
-    return new Date(epoch * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+    return new Date(epoch * 1000).toLocaleTimeString(PAGE_LOCALE, { hour: "2-digit", minute: "2-digit" });
   }
 
   // --- status bar ----------------------------------------------------------------------------
