@@ -361,7 +361,7 @@ class Board:
                 elif (old["peers"] is not channel["peers"] or old["spied_by"] is not channel["spied_by"]
                         or old["spying_on"] != channel["spying_on"] or old["spy_mode"] != channel["spy_mode"]
                         or (old["application"] != channel["application"]
-                            and LEG_ROLES.get(old["application"].lower()) != LEG_ROLES.get(channel["application"].lower()))):
+                            and role_of(old["application"]) != role_of(channel["application"]))):
                     seeds.append(channel["name"])
             elif diff["op"] == "remove":
                 twin = local_twin(diff["name"])
@@ -428,18 +428,18 @@ class Board:
         its `;1` twin (it is that Local pair's `;2`), or the `;1` whose `;2` it is bridged with (it is
         the phone's own leg on the PJSIP route: dialled by that `;2`, then bridged with it). None for
         a conversation."""
-        if LEG_ROLES.get(channel["application"].lower()) is not None:
+        if role_of(channel["application"]) is not None:
             return channel
         channels = self._channels
         name = channel["name"]
         if name.endswith(";2") and name.startswith("Local/"):
             one = channels.get(name[:-1] + "1")
-            if one is not None and LEG_ROLES.get(one["application"].lower()) is not None:
+            if one is not None and role_of(one["application"]) is not None:
                 return one
         for peer in (self._dialers.get(name), *channel["peers"]):
             if peer is not None and peer.endswith(";2") and peer.startswith("Local/"):
                 one = channels.get(peer[:-1] + "1")
-                if one is not None and one is not channel and LEG_ROLES.get(one["application"].lower()) is not None:
+                if one is not None and one is not channel and role_of(one["application"]) is not None:
                     return one
         return None
 
@@ -447,7 +447,7 @@ class Board:
         source = self._leg_source(channel)
         if source is None:
             return None
-        return {"role": LEG_ROLES[source["application"].lower()], "of": source["name"],
+        return {"role": role_of(source["application"]), "of": source["name"],
                 "target": source["spying_on"], "mode": source["spy_mode"]}
 
     def _owner_device(self, channel):
@@ -813,8 +813,7 @@ class Board:
         diffs = [_upsert(c) for c in touched.values()]
         device = channel["device"]
         diffs.append({"op": "remove", "name": name, "device": device})
-        names = self._by_device.get(device)
-        if (names is None or len(names) <= (name in names)) and _is_phone(device):
+        if _is_phone(device) and not self._by_device.get(device, set()) - {name}:
             diffs.append(self._set_phone(device, idle_since=self._now()))  # its last channel ended
         return diffs
 
