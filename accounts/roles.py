@@ -10,8 +10,8 @@ from django.db.models import Q
 from .models import ROLE_GROUPS, Role
 
 DEFAULT_PERMISSIONS = {
-    Role.ADMIN: ["listen", "whisper", "barge", "pickup", "dial", "playback"],
-    Role.CURATOR: ["listen", "whisper", "barge", "pickup", "dial", "playback"],
+    Role.ADMIN: ["listen", "whisper", "barge", "pickup", "dial", "playback", "evaluate"],
+    Role.CURATOR: ["listen", "whisper", "barge", "pickup", "dial", "playback", "evaluate"],
     Role.TRAINEE: ["listen", "pickup", "dial", "playback"],
 }
 # Admins keep the roster, so their group may also manage users and extensions in the admin site.

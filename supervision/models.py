@@ -112,6 +112,7 @@ class MonitoringSession(models.Model):
             ("pickup", "Can answer a ringing call from the web (PickupChan)"),
             ("dial", "Can place a call from the web (click-to-call)"),
             ("playback", "Can play a training recording to his phone"),
+            ("evaluate", "Can grade calls and write coaching notes"),
         ]
 
     def __str__(self):
