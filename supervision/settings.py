@@ -174,6 +174,7 @@ INSTALLED_APPS = [
     "axes",
     "accounts",
     "supervision.apps.SupervisionConfig",
+    "history.apps.HistoryConfig",
 ]
 
 MIDDLEWARE = [

@@ -1,0 +1,11 @@
+from django.urls import path
+
+from history import views
+
+app_name = "history"
+
+urlpatterns = [
+    path("", views.call_list, name="list"),
+    path("export.csv", views.call_csv, name="csv"),
+    path("call/<int:pk>/", views.call_detail, name="call"),
+]
