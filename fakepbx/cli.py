@@ -41,6 +41,11 @@ def add_arguments(parser):
                         help="like asterisk.conf transmit_silence=no: a stopped spy stays until the spied call ends")
     parser.add_argument("--missing-sound", action="append", default=[], metavar="NAME",
                         help="a sound file this PBX lacks (repeatable); `beep` makes a spy without q end at once")
+    parser.add_argument("--monitor-dir", metavar="FOLDER",
+                        help="the PBX's monitor folder: MixMonitor writes its WAV files there (a relative File goes "
+                             "there too); without it recordings make their events but no files")
+    parser.add_argument("--dialplan-records", action="append", default=[], metavar="DEVICE",
+                        help="a phone whose calls the site's own dialplan records with MixMonitor (repeatable)")
     parser.add_argument("--pickup-race", choices=PICKUP_RACE_MODES,
                         help="chan_sip: the order of the picker's OriginateResponse and Pickup (default "
                              "response-first-ringing-leg; random: any row of the captured races)")
@@ -52,6 +57,7 @@ def build(options, *, users=None):
         host=options["host"], port=options["port"], users=users, manager_conf=options["manager_conf"],
         scenario=options["scenario"], seed=options["seed"], transmit_silence=not options["no_transmit_silence"],
         flavour=options["flavour"], missing_sounds=set(options["missing_sound"]), pickup_race=options["pickup_race"],
+        monitor_dir=options.get("monitor_dir"), dialplan_recorded=options.get("dialplan_records") or (),
         demo_options={
             "interval": options["interval"], "talk_min": options["talk_min"], "talk_max": options["talk_max"],
             "calls_per_second": options["calls_per_second"], "concurrent": options["concurrent"],

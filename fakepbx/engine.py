@@ -24,6 +24,7 @@ from . import channels as calls
 from .channels import Bridge, Channel, IdSource
 from .flavours import flavour_named
 from .local_route import CUSTOMER_NUMBER, LocalPhoneRoute
+from .mixmonitor import MixMonitor
 from .phone_calls import PhoneCalls
 from .pickup import PickupChan, pickup_race_mode
 
@@ -86,11 +87,16 @@ def wants_autoanswer(variables):
     return False
 
 
-class Switch(LocalPhoneRoute, PickupChan, PhoneCalls):
+class Switch(LocalPhoneRoute, PickupChan, PhoneCalls, MixMonitor):
     def __init__(self, emit, *, phones=None, default_behaviour=None, clock=None, playback_seconds=3.0,
                  ringing_context_seconds=20.0, spy_poll_seconds=0.05, transmit_silence=True,
-                 flavour="asterisk20", missing_sounds=(), pickup_race=None, race_random=None):
+                 flavour="asterisk20", missing_sounds=(), pickup_race=None, race_random=None, monitor_dir=None,
+                 dialplan_recorded=()):
         self.emit = emit
+        # MixMonitor (fakepbx.mixmonitor): the PBX's monitor folder, where recordings are written,
+        # and the phones whose calls the site's own dialplan records.
+        self.monitor_dir = monitor_dir
+        self.dialplan_recorded = set(dialplan_recorded)
         self.flavour = flavour_named(flavour) if isinstance(flavour, str) else flavour
         # Sound files this PBX does not have: ChanSpy without `q` beeps, and without `beep` the spy
         # leg ends at once (asterisk20-whisper-no-beep); Playback of a missing file ends at once.
@@ -215,6 +221,7 @@ class Switch(LocalPhoneRoute, PickupChan, PhoneCalls):
         local = channel.name.startswith("Local/")
         cause = (0 if local else 16) if cause is None else cause
         channel.alive = False
+        self.mixmonitor_hangup(channel)  # the file is complete before the Hangup goes out
         twin = channel.local_twin if channel.local_twin is not None and channel.local_twin.alive else None
         self._end_spying(channel)
         for spy in list(channel.spies):

@@ -183,6 +183,7 @@ class LocalPhoneRoute:
         if not channel.alive:
             return
         channel.alive = False
+        self.mixmonitor_hangup(channel)
         self.emit(*calls.hangup_event(channel, cause))
         self.channels.pop(channel.name, None)
         waiter = self._ring_waits.pop(channel, None)

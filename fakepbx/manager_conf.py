@@ -28,6 +28,10 @@ ACTION_CLASSES = {
     "setvar": {"call"},
     "getvar": {"call", "reporting"},
     "coresettings": {"system", "reporting"},
+    # app_mixmonitor.c: MixMonitor is EVENT_FLAG_SYSTEM only, StopMixMonitor SYSTEM | CALL
+    # (asterisk2*-mixmonitor-1cami: `manager show command` says the same)
+    "mixmonitor": {"system"},
+    "stopmixmonitor": {"system", "call"},
     "corestatus": {"system", "reporting"},
 }
 # Actions anyone logged in may run (authority 0), as ListCommands shows them.
@@ -42,9 +46,11 @@ IMPLEMENTED_ACTIONS = {
     "CoreShowChannels": "system,reporting,all",
     "DeviceStateList": "call,reporting,all",
     "Hangup": "system,call,all",
+    "MixMonitor": "system,all",
     "Originate": "originate,all",
     "PlayDTMF": "call,all",
     "Status": "system,call,reporting,all",
+    "StopMixMonitor": "system,call,all",
 }
 
 # Originate of these applications/data needs the `system` write class (manager.c action_originate).

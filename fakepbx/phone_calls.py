@@ -43,6 +43,12 @@ class PhoneCalls:
         two.priority, two.application, two.app_data = 4, "Wait", "3600"
         call.priority = 2
         call.application, call.app_data = "Dial", f"Local/{number}@{context},60"
+        if device in self.dialplan_recorded:
+            # the site's dialplan records on the phone's own channel before its Dial
+            # (asterisk22-pjsip-mixmonitor-dialplan: `MixMonitor(.../${UNIQUEID}.wav)`)
+            call.priority = 1
+            self.dialplan_mixmonitor(call, f"{call.uniqueid}.wav")
+            self.dialplan_dial(call, call.app_data)
         self.emit(*calls.dial_event("DialBegin", call, one, ("DialString", f"{number}@{context}")))
         self.set_state(one, 6)
         self.emit(*calls.dial_event("DialEnd", call, one, ("DialStatus", "ANSWER")))
@@ -109,3 +115,7 @@ class PhoneCalls:
         if talk_seconds is not None:
             await asyncio.sleep(talk_seconds)
             self.hangup(customer)
+        if device in self.dialplan_recorded:
+            # the site's inbound dialplan records the caller's channel before it dials the phone
+            self.dialplan_mixmonitor(customer, f"{customer.uniqueid}.wav")
+            self.dialplan_dial(customer, customer.app_data)

@@ -77,7 +77,7 @@ class FakePBX:
     def __init__(self, host="127.0.0.1", port=0, users=None, manager_conf=None, scenario="idle", phones=None, *,
                  auth_fail_delay=1.0, auth_timeout=30.0, seed=None, default_behaviour=None,
                  playback_seconds=3.0, ringing_context_seconds=20.0, demo_options=None, transmit_silence=True,
-                 flavour="asterisk20", missing_sounds=(), pickup_race=None):
+                 flavour="asterisk20", missing_sounds=(), pickup_race=None, monitor_dir=None, dialplan_recorded=()):
         self.host = host
         self.port = port
         if manager_conf is not None:
@@ -95,7 +95,8 @@ class FakePBX:
         self.switch = Switch(self._emit, phones=phones, default_behaviour=default_behaviour,
                              playback_seconds=playback_seconds, ringing_context_seconds=ringing_context_seconds,
                              transmit_silence=transmit_silence, flavour=flavour, missing_sounds=missing_sounds,
-                             pickup_race=pickup_race, race_random=self.random)
+                             pickup_race=pickup_race, race_random=self.random, monitor_dir=monitor_dir,
+                             dialplan_recorded=dialplan_recorded)
         self.flavour = self.switch.flavour
         self.demo_options = demo_options or {}
         self.unavailable = set()  # qualified phones that stopped answering (phone_gone)
@@ -160,6 +161,10 @@ class FakePBX:
 
     async def inbound_call(self, device, caller_num="5551234", caller_name="Customer", answer=True, talk_seconds=None):
         return await self.switch.inbound_call(device, caller_num, caller_name, answer, talk_seconds)
+
+    async def internal_call(self, device, to_device, caller_name=None, answer=True, talk_seconds=None):
+        """Phone `device` calls phone `to_device`; returns (caller's channel, rung phone's channel)."""
+        return await self.switch.internal_call(device, to_device, caller_name, answer, talk_seconds)
 
     async def hangup(self, name, cause=None):
         channel = self.switch.find(name)
@@ -474,6 +479,38 @@ class FakePBX:
         for channel in channels:
             session.send(status_event(channel, action_id, now))
         session.send(list_complete("StatusComplete", action_id, len(channels), ("Items", str(len(channels)))))
+
+    async def _action_mixmonitor(self, session, action_id, fields, variables):
+        """Record a channel (fakepbx.mixmonitor); answers as manager_mixmonitor does."""
+        name = fields.get("channel", "")
+        if not name:
+            session.error(action_id, "No channel specified")
+            return
+        channel = self.switch.find(name)
+        if channel is None:
+            session.error(action_id, "No such channel")
+            return
+        if not fields.get("file", "").strip():
+            session.error(action_id, "Could not start monitoring channel")
+            return
+        # The answer goes out before the VarSet and MixMonitorStart (asterisk2*-mixmonitor).
+        session.respond(action_id, "Success")
+        self.switch.mixmonitor_start(channel, fields.get("file", ""), fields.get("options", ""))
+
+    async def _action_stopmixmonitor(self, session, action_id, fields, variables):
+        name = fields.get("channel", "")
+        if not name:
+            session.error(action_id, "No channel specified")
+            return
+        channel = self.switch.find(name)
+        if channel is None:
+            session.error(action_id, "No such channel")
+            return
+        if not channel.variables.get("__mixmonitors"):
+            session.error(action_id, "Could not stop monitoring channel")
+            return
+        session.respond(action_id, "Success")
+        self.switch.mixmonitor_stop(channel)
 
     async def _action_playdtmf(self, session, action_id, fields, variables):
         channel = self.switch.find(fields.get("channel", ""))

@@ -393,3 +393,24 @@ if not RECORDINGS_ROOT.startswith("/"):
 # Static files straight from the app folders: no collectstatic step for `make run`.
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = DEBUG
+# Call recordings (docs/deployment.md, "Call recordings"). The PBX writes them (MixMonitor started by
+# the bridge for extensions marked "record calls", or by the site's own dialplan) into its monitor
+# folder, CALL_RECORDINGS_PBX_DIR as Asterisk names it; the web servers read the same folder through
+# a shared mount at CALL_RECORDINGS_ROOT. The demo keeps both in one local folder.
+CALL_RECORDINGS_ROOT = env_str("CALL_RECORDINGS_ROOT", str(VAR_DIR / "call-recordings"))
+CALL_RECORDINGS_PBX_DIR = env_str("CALL_RECORDINGS_PBX_DIR", CALL_RECORDINGS_ROOT).rstrip("/") or "/"
+for _name, _path in (("CALL_RECORDINGS_ROOT", CALL_RECORDINGS_ROOT), ("CALL_RECORDINGS_PBX_DIR", CALL_RECORDINGS_PBX_DIR)):
+    if not _path.startswith("/"):
+        raise ImproperlyConfigured(f"{_name} must be an absolute path")
+# It goes into AMI fields (MixMonitor's File, Playback's Data): plain path characters only.
+if not re.fullmatch(r"/[A-Za-z0-9_./-]*", CALL_RECORDINGS_PBX_DIR) or "/../" in CALL_RECORDINGS_PBX_DIR + "/":
+    raise ImproperlyConfigured("CALL_RECORDINGS_PBX_DIR may hold only letters, digits, _ - . and /, and no ..")
+# An nginx `internal` location serving CALL_RECORDINGS_ROOT (deploy/nginx-dashboard.conf): the app
+# checks the right and answers X-Accel-Redirect; nginx sends the bytes (ranges included). Empty: the
+# app sends the file itself.
+CALL_RECORDINGS_ACCEL_PREFIX = env_str("CALL_RECORDINGS_ACCEL_PREFIX", "")
+if CALL_RECORDINGS_ACCEL_PREFIX and not re.fullmatch(r"/[A-Za-z0-9_./-]*/", CALL_RECORDINGS_ACCEL_PREFIX):
+    raise ImproperlyConfigured("CALL_RECORDINGS_ACCEL_PREFIX must be a URL path that starts and ends with /")
+# `manage.py prune_call_recordings` deletes recordings of calls that ended longer ago; 0 keeps them.
+CALL_RECORDING_RETENTION_DAYS = env_int("CALL_RECORDING_RETENTION_DAYS", 90, minimum=0, maximum=36500)
+

@@ -21,6 +21,9 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         options["device_list"] = parse_devices(options["devices"]) or self._roster_devices(options["flavour"])
         users = None if options["manager_conf"] else {settings.AMI_USERNAME: settings.AMI_SECRET}
+        if not options["monitor_dir"]:
+            # The demo PBX records into the folder the dashboard reads (CALL_RECORDINGS_PBX_DIR).
+            options["monitor_dir"] = settings.CALL_RECORDINGS_PBX_DIR
         try:
             pbx = build(options, users=users)
         except (OSError, ValueError) as exc:
