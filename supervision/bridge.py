@@ -31,7 +31,7 @@ BRIDGE_CHANNEL = "supervision.bridge"
 # The bridge repeats its link state on BOARD_GROUP this often (settings.BRIDGE_HEARTBEAT_SECONDS):
 # a web server that hears nothing for a few beats knows the bridge process is gone.
 # Modules that plug command handlers in: each has `install(bridge)`.
-COMMAND_MODULES = ["supervision.monitoring", "supervision.cti"]
+COMMAND_MODULES = ["supervision.monitoring", "supervision.cti", "supervision.presence", "helprequests.live"]
 
 # What the board was rebuilt from after the last login.
 RESYNC_PENDING = "pending"

@@ -73,6 +73,8 @@ COMMAND_SHAPES = {
     "pickup": {"target": (ID, True)},
     "dial": {"number": (TEXT, True), "from": (ID, False)},
     "playback": {"recording": (ID, True), "from": (ID, False)},
+    "help.raise": {},  # the bridge finds the trainee's call on the board: the page names none
+    "help.cancel": {"request": (ID, True)},
 }
 MAX_TEXT = 80
 
@@ -268,6 +270,7 @@ class DashboardConsumer(CommandSocket):
         await self.channel_layer.group_add(self.user_group, self.channel_name)
         await self._follow_devices(self.view.devices)
         await self.accept()
+        await self._say_presence("here")
         self.snapshot_wait = None
         self.timers = [
             asyncio.create_task(self._heartbeat()),
@@ -281,6 +284,7 @@ class DashboardConsumer(CommandSocket):
             if task is not None:
                 task.cancel()
         if hasattr(self, "joined_devices"):  # it got as far as joining groups
+            await self._say_presence("gone")
             await self.channel_layer.group_discard(BOARD_GROUP, self.channel_name)
             await self.channel_layer.group_discard(self.user_group, self.channel_name)
             await self._follow_devices(frozenset())
@@ -450,6 +454,18 @@ class DashboardConsumer(CommandSocket):
         while True:
             await asyncio.sleep(HEARTBEAT_SECONDS)
             await self.send_json({"type": "heartbeat"})
+            await self._say_presence("here")
+
+    async def _say_presence(self, state):
+        """Tell the bridge this dashboard is open (`here`, again with every heartbeat) or closed
+        (`gone`): it knows who is online across web server processes (supervision.presence)."""
+        try:
+            await self.channel_layer.send(BRIDGE_CHANNEL, {
+                "type": "bridge.command", "user_id": self.user.pk, "reply_to": None, "client": None,
+                "language": self.language,
+                "command": {"type": "presence", "state": state, "socket": self.channel_name, "role": self.user.role}})
+        except Exception:  # noqa: BLE001 - ChannelFull, or the layer is away: the next heartbeat says it again
+            logger.info("dashboard of user %s could not tell the bridge it is %s", self.user.pk, state)
 
     async def _watch_bridge(self):
         """A bridge that went silent is gone: say so and ask for a snapshot until one answers."""

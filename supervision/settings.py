@@ -175,6 +175,7 @@ INSTALLED_APPS = [
     "accounts",
     "supervision.apps.SupervisionConfig",
     "history.apps.HistoryConfig",
+    "helprequests.apps.HelpRequestsConfig",
 ]
 
 MIDDLEWARE = [

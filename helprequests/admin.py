@@ -1,0 +1,26 @@
+from django.contrib import admin
+
+from helprequests.models import HelpRequest
+
+
+@admin.register(HelpRequest)
+class HelpRequestAdmin(admin.ModelAdmin):
+    """Read-only: rows are written by the bridge only."""
+
+    list_display = ["raised_at", "trainee_label", "curator_label", "audience", "end_reason", "responder_label",
+                    "mode", "response_seconds"]
+    list_filter = ["end_reason", "audience", "mode", "raised_at"]
+    search_fields = ["trainee_label", "curator_label", "responder_label", "call_uniqueid", "device"]
+    date_hierarchy = "raised_at"
+
+    def get_readonly_fields(self, request, obj=None):
+        return [field.name for field in self.model._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
