@@ -65,6 +65,50 @@ class PhoneCalls:
             self.emit(*calls.channel_event("HangupRequest", call, ("Cause", "16")))
             self.hangup(call, 16)
 
+    async def internal_call(self, device, to_device, caller_name=None, answer=True, talk_seconds=None):
+        """Phone `device` dials another phone's number: its channel (`Ring`, `CallerIDNum` its own
+        number, `Exten` the other's) runs `Dial(<to_device>,30)`; the rung phone's channel, in the same
+        call (linkedid), shows the caller as caller id and connected line, rings, and answers after
+        its ring time (`answer=False`: nobody answers, both end with cause 19 after 30 s).
+        On answer the caller's connected line becomes the rung phone. Returns both channel names."""
+        phone = self.phone_for(device) or self.set_phone(device, "answer")
+        callee = self.phone_for(to_device) or self.set_phone(to_device, "answer")
+        own_num, own_name = phone.resource, caller_name or calls.UNKNOWN
+        call = self.new_channel(self.channel_name(device), state=4, context="from-internal", exten=callee.resource,
+                                device=device, caller=(own_num, own_name))
+        call.priority, call.application, call.app_data = 1, "Dial", f"{to_device},30"
+        rung = self.new_channel(self.channel_name(to_device), context="from-internal", exten=callee.resource,
+                                linkedid=call.linkedid, device=to_device)
+        rung.caller_num, rung.caller_name = own_num, own_name
+        rung.connected_num, rung.connected_name = own_num, own_name
+        self.emit(*calls.newcallerid(rung))
+        self.emit(*calls.channel_event("NewConnectedLine", rung))
+        rung.application, rung.app_data = "AppDial", "(Outgoing Line)"
+        self.emit(*calls.dial_event("DialBegin", call, rung, ("DialString", callee.resource)))
+        self.set_state(rung, 5)
+        self.emit(*calls.dial_event("DialState", call, rung, ("DialStatus", "RINGING")))
+        call.task = self.spawn(self._internal_run(call, rung, callee, answer, talk_seconds))
+        return call.name, rung.name
+
+    async def _internal_run(self, call, rung, callee, answer, talk_seconds):
+        outcome, _picker = await self._wait_ringing(rung, callee.ring_seconds if answer else None, 30.0)
+        if not (call.alive and rung.alive):
+            return
+        if outcome != "answer":
+            self.emit(*calls.dial_event("DialEnd", call, rung, ("DialStatus", "NOANSWER")))
+            self.hangup(rung, 19)
+            self.hangup(call, 19)
+            return
+        self.set_state(rung, 6)
+        self.emit(*calls.dial_event("DialEnd", call, rung, ("DialStatus", "ANSWER")))
+        self.set_state(call, 6)
+        call.connected_num, call.connected_name = callee.resource, calls.UNKNOWN
+        self.emit(*calls.channel_event("NewConnectedLine", call))
+        self.join_bridge([call, rung])
+        if talk_seconds is not None:
+            await asyncio.sleep(talk_seconds)
+            self.hangup(call, 16)
+
     async def inbound_call(self, device, caller_num="5551234", caller_name="Customer", answer=True, talk_seconds=None):
         """A customer call from the trunk ringing `device`; returns the agent channel once it exists."""
         phone = self.phone_for(device) or self.set_phone(device, "answer")
@@ -80,6 +124,10 @@ class PhoneCalls:
         agent.application = "AppDial"
         agent.app_data = "(Outgoing Line)"
         customer.application, customer.app_data = "Dial", f"{device},30"
+        if device in self.dialplan_recorded:
+            # the site's inbound dialplan records the caller's channel before it dials the phone
+            self.dialplan_mixmonitor(customer, f"{customer.uniqueid}.wav")
+            self.dialplan_dial(customer, customer.app_data)
         self.emit(*calls.dial_event("DialBegin", customer, agent, ("DialString", phone.resource)))
         self.set_state(agent, 5)
         self.emit(*calls.dial_event("DialState", customer, agent, ("DialStatus", "RINGING")))
@@ -115,7 +163,3 @@ class PhoneCalls:
         if talk_seconds is not None:
             await asyncio.sleep(talk_seconds)
             self.hangup(customer)
-        if device in self.dialplan_recorded:
-            # the site's inbound dialplan records the caller's channel before it dials the phone
-            self.dialplan_mixmonitor(customer, f"{customer.uniqueid}.wav")
-            self.dialplan_dial(customer, customer.app_data)

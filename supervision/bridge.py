@@ -31,7 +31,8 @@ BRIDGE_CHANNEL = "supervision.bridge"
 # The bridge repeats its link state on BOARD_GROUP this often (settings.BRIDGE_HEARTBEAT_SECONDS):
 # a web server that hears nothing for a few beats knows the bridge process is gone.
 # Modules that plug command handlers in: each has `install(bridge)`.
-COMMAND_MODULES = ["supervision.monitoring", "supervision.cti", "supervision.presence", "helprequests.live"]
+COMMAND_MODULES = ["supervision.monitoring", "supervision.cti", "history.recorder", "supervision.presence",
+                   "helprequests.live", "history.recordings_bridge"]
 
 # What the board was rebuilt from after the last login.
 RESYNC_PENDING = "pending"
@@ -99,6 +100,8 @@ class Bridge:
         self.name = name
         self.handlers = {}
         self.event_listeners = []
+        self.board_readers = {}  # event name -> [reader(msg)], run before the board applies it
+        self.stop_listeners = []
         self.resync_listeners = []
         self.session_reporters = []
         self.stopping = False  # stop() was called: what is in flight is left to the next run
@@ -125,6 +128,18 @@ class Bridge:
     def add_event_listener(self, listener):
         """`listener(msg)` sees every AMI event after the board applied it (may return a coroutine)."""
         self.event_listeners.append(listener)
+
+    def add_board_reader(self, event, reader):
+        """`reader(msg)` runs for every AMI event named `event` BEFORE the board applies it, so it
+        reads the board as it was (e.g. a channel's last state before its Hangup removes it).
+        Synchronous and in the loop: no I/O, hand anything slow to a task or a thread. Keyed by
+        event name, so the events nobody reads cost one dict lookup."""
+        self.board_readers.setdefault(event, []).append(reader)
+
+    def add_stop_listener(self, listener):
+        """`await listener()` when the bridge stops, after the PBX link is closed (no more events)
+        and before its tasks are cancelled: e.g. write what is still queued."""
+        self.stop_listeners.append(listener)
 
     def add_resync_listener(self, listener):
         """`await listener(items)` after every login's CoreShowChannels, once the board is rebuilt
@@ -161,6 +176,11 @@ class Bridge:
     async def stop(self):
         self.stopping = True
         await self.client.stop()
+        for listener in self.stop_listeners:
+            try:
+                await listener()
+            except Exception:  # noqa: BLE001 - one module's bug must not keep the others running
+                logger.exception("%s: stop listener %r failed", self.name, listener)
         for task in [self._heartbeat, self._receiver, self._publisher, *self._tasks]:
             if task is not None:
                 task.cancel()
@@ -209,6 +229,13 @@ class Bridge:
     # --- AMI side ------------------------------------------------------------------------------
 
     def _on_event(self, msg):
+        readers = self.board_readers.get(msg.event)
+        if readers is not None:
+            for reader in readers:
+                try:
+                    reader(msg)
+                except Exception:  # noqa: BLE001 - a reader's bug must not stop the board
+                    logger.exception("%s: board reader %r failed on %s", self.name, reader, msg.event)
         try:
             diffs = self.board.apply(msg)
         except Exception:  # noqa: BLE001 - one odd event must not stop the board

@@ -176,6 +176,7 @@ INSTALLED_APPS = [
     "supervision.apps.SupervisionConfig",
     "history.apps.HistoryConfig",
     "helprequests.apps.HelpRequestsConfig",
+    "coaching.apps.CoachingConfig",
 ]
 
 MIDDLEWARE = [
@@ -360,6 +361,11 @@ AMI_BRIDGE = env_choice("AMI_BRIDGE", "embedded", ["embedded", "external", "off"
 # The bridge repeats its link state this often; a dashboard socket that hears nothing from it for
 # three beats tells its page the bridge is gone (an `ami_bridge` process killed).
 BRIDGE_HEARTBEAT_SECONDS = env_float("BRIDGE_HEARTBEAT_SECONDS", 5.0, minimum=0.1)
+# The `ami_bridge` process freezes what it loaded at start out of the garbage collector's reach and
+# collects the youngest generation after this many new objects (Python's default is 700): parsing
+# a 64 KiB read makes thousands of short-lived objects, none in cycles (bench/parser_instructions.py).
+# 0 keeps Python's defaults.
+BRIDGE_GC_GEN0 = env_int("BRIDGE_GC_GEN0", 50000, minimum=0)
 AMI_DIAL_CONTEXT = env_str("AMI_DIAL_CONTEXT", "from-internal")
 # What click-to-call may dial (a regular expression the whole number must match). Digits only by
 # default: `*` and `#` reach feature codes (directed pickup `**<ext>`, ChanSpy codes, voicemail)
@@ -387,13 +393,15 @@ LONG_RING_SECONDS = env_int("LONG_RING_SECONDS", 20, minimum=1, maximum=86400)
 LONG_CALL_SECONDS = env_int("LONG_CALL_SECONDS", 600, minimum=1, maximum=86400)
 # A card's status line (a press's outcome) goes after this long; a live session's line stays.
 STATUS_LINE_SECONDS = env_int("STATUS_LINE_SECONDS", 120, minimum=1, maximum=86400)
+# Call history: the bridge writes ended calls in batches from a worker thread, each call once it
+# has been over this long (a monitoring row still being closed gets written by then), checking
+# every HISTORY_FLUSH_SECONDS.
+HISTORY_WRITE_DELAY_SECONDS = env_float("HISTORY_WRITE_DELAY_SECONDS", 2.0)
+HISTORY_FLUSH_SECONDS = env_float("HISTORY_FLUSH_SECONDS", 1.0, minimum=0.05)
 RECORDINGS_ROOT = env_str("RECORDINGS_ROOT", "/var/lib/asterisk/sounds/training")
 if not RECORDINGS_ROOT.startswith("/"):
     raise ImproperlyConfigured("RECORDINGS_ROOT must be an absolute path")
 
-# Static files straight from the app folders: no collectstatic step for `make run`.
-WHITENOISE_USE_FINDERS = True
-WHITENOISE_AUTOREFRESH = DEBUG
 # Call recordings (docs/deployment.md, "Call recordings"). The PBX writes them (MixMonitor started by
 # the bridge for extensions marked "record calls", or by the site's own dialplan) into its monitor
 # folder, CALL_RECORDINGS_PBX_DIR as Asterisk names it; the web servers read the same folder through
@@ -415,3 +423,6 @@ if CALL_RECORDINGS_ACCEL_PREFIX and not re.fullmatch(r"/[A-Za-z0-9_./-]*/", CALL
 # `manage.py prune_call_recordings` deletes recordings of calls that ended longer ago; 0 keeps them.
 CALL_RECORDING_RETENTION_DAYS = env_int("CALL_RECORDING_RETENTION_DAYS", 90, minimum=0, maximum=36500)
 
+# Static files straight from the app folders: no collectstatic step for `make run`.
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = DEBUG
