@@ -12,6 +12,8 @@ The library holds one recording, "Welcome call" (`<RECORDINGS_ROOT>/demo-welcome
 petrova, shared with everyone): the simulated PBX knows that file and plays it for its 20 seconds
 (fakepbx.engine.SOUND_SECONDS), so "Play to my phone" works in `make run`.
 
+One site-wide scorecard, "Inbound call quality" (coaching.demo), lets the curators grade calls.
+
 The password of each demo user is `demo-<username>` (e.g. `demo-petrova`). They are set directly,
 bypassing the password validators on purpose: they are meant to be typed at a demo, never used in
 production.
@@ -71,6 +73,7 @@ class DemoRoster:
     created: list = field(default_factory=list)  # usernames created by this call
     notes: list = field(default_factory=list)  # things left as they were, in plain words
     recording: object = None  # the library's demo recording
+    scorecard: object = None  # the demo's scorecard (coaching)
 
     @property
     def admin(self):
@@ -117,6 +120,9 @@ def seed_demo_roster(*, reset_passwords=False, pjsip=False):
             roster.created.append(username)
         roster.extensions[username] = _demo_extension(user, resource, roster, pjsip)
     roster.recording = _demo_recording(roster.users["petrova"])
+    from coaching.demo import seed_demo_scorecard
+
+    roster.scorecard = seed_demo_scorecard()  # site-wide: every curator grades with it
     return roster
 
 

@@ -10,6 +10,7 @@ urlpatterns = [
     path("audit.csv", audit_views.audit_csv, name="audit_csv"),
     path("library/", library_views.library, name="library"),
     path("history/", include("history.urls")),
+    path("coaching/", include("coaching.urls")),
     path("login/", auth_views.LoginView.as_view(template_name="registration/login.html"), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("healthz", views.healthz, name="healthz"),

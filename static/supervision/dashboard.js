@@ -733,6 +733,8 @@
     for (const card of cards.values()) renderCard(card, byDevice);
     arrange();
     renderTotals();
+    // For the page's other scripts (the live grading panel, coaching.js): the board as just drawn.
+    document.dispatchEvent(new CustomEvent("dashboard:render", { detail: { state, cards, serverNow } }));
   }
 
   setInterval(() => {
