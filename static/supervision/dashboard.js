@@ -144,10 +144,22 @@
       case "error":
         announce((L.error + ": ") + (message.message || message.code), message.target);
         break;
+      case "help":
+        break; // help.js shows help requests
       default:
         if (message.text) announce(message.text, message.target);
     }
+    // For the page's other scripts (help.js): every message, after the board took it.
+    document.dispatchEvent(new CustomEvent("dashboard:message", { detail: message }));
   }
+
+  // The page's other scripts send on this socket, and press a card's mode button (a banner's
+  // Listen is the card's Listen: spy, or a switch while a session is live).
+  document.addEventListener("dashboard:send", (event) => send(event.detail));
+  document.addEventListener("dashboard:press", (event) => {
+    const card = cards.get(event.detail.person);
+    if (card) press(card, event.detail.mode);
+  });
 
   // --- now, and the board going stale ----------------------------------------------------------
   function serverNow() {
