@@ -130,3 +130,21 @@ def test_with_the_curator_offline_an_admin_sees_it(daphne_server, pbx_thread, br
     assert [row["audience"] for row in rows(daphne_server)] == ["admins"]
     late.context.close()
     trainee.context.close()
+
+
+def test_the_sound_is_off_until_turned_on_and_the_choice_is_remembered(dashboard_server, browser_page):
+    page = browser_page
+    log_in(page, dashboard_server, "petrova", "demo-petrova")
+    toggle = page.get_by_role("checkbox", name="Sound for help requests")
+    expect(toggle).not_to_be_checked()
+    toggle.check()
+    page.reload()
+    expect(page.get_by_role("checkbox", name="Sound for help requests")).to_be_checked()
+    page.get_by_role("checkbox", name="Sound for help requests").uncheck()
+    page.reload()
+    expect(page.get_by_role("checkbox", name="Sound for help requests")).not_to_be_checked()
+    trainee = new_page(browser_page)
+    log_in(trainee, dashboard_server, "ivanov", "demo-ivanov")
+    expect(trainee.locator("#link-state[data-state=up]")).to_be_visible()
+    expect(trainee.get_by_role("checkbox", name="Sound for help requests")).to_have_count(0)  # trainees ask, not answer
+    trainee.context.close()
