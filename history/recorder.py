@@ -21,6 +21,7 @@ The devices of the roster are kept in memory and read again whenever the roster 
 
 import asyncio
 import logging
+import secrets
 import time
 from collections import deque
 
@@ -168,7 +169,9 @@ class CallRecorder:
         while True:
             try:
                 if channel is None:
-                    channel = await layer.new_channel()
+                    # A plain channel name, not `new_channel()`'s `...!...`: channels_redis does not let a
+                    # receive on one of those be cancelled (the bridge stopping would hang).
+                    channel = f"supervision.history.{secrets.token_hex(8)}"
                 if joined is None or time.monotonic() - joined > GROUP_REJOIN_SECONDS:
                     first = joined is None
                     await layer.group_add(BOARD_GROUP, channel)

@@ -364,6 +364,10 @@ class Bridge:
 
     async def _publish_loop(self):
         while True:
+            if self.stopping and self._outbox.empty():
+                # stop() cancels this task, but a cancel that lands inside the Redis layer's
+                # group_send can be swallowed there: without this the loop would wait for ever.
+                return
             kind, target, message = await self._outbox.get()
             try:
                 if kind == "group":
