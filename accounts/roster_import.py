@@ -10,7 +10,8 @@ Three steps, so a bad file is reported in full and changes nothing:
    any error rolls everything back.
 
 `import_roster(data, dry_run=...)` runs the three and raises `RosterImportError` with every problem.
-The columns are documented in docs/roster-import.md.
+The columns are documented in docs/roster-import.md. Problems are worded in the language active
+when they are found: the admin page's, or the command's (LANGUAGE_CODE or its --language).
 """
 
 import csv
@@ -20,6 +21,8 @@ from dataclasses import dataclass, field
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop, ngettext
 
 from .models import Extension, PhonePreset, Role, Technology, User
 from .validators import validate_display_text
@@ -42,10 +45,10 @@ class RowError:
     message: str
 
     def __str__(self):
-        where = f"line {self.line}" if self.line else "file"
+        where = _("line %(line)d") % {"line": self.line} if self.line else _("file")
         if self.column:
-            where += f", column {self.column}"
-        return f"{where}: {self.message}"
+            where = _("%(where)s, column %(column)s") % {"where": where, "column": self.column}
+        return _("%(where)s: %(problem)s") % {"where": where, "problem": self.message}
 
 
 class RosterImportError(Exception):
@@ -106,13 +109,14 @@ class ImportReport:
     dry_run: bool = False
 
     def summary(self):
-        verb = "would be" if self.dry_run else "were"
-        return (
-            f"Users: {len(self.users_created)} created, {len(self.users_updated)} updated, "
-            f"{len(self.users_unchanged)} unchanged. Extensions: {len(self.extensions_created)} created, "
-            f"{len(self.extensions_updated)} updated, {len(self.extensions_unchanged)} unchanged"
-            + (f" ({verb} - dry run, nothing saved)." if self.dry_run else ".")
-        )
+        counts = {"uc": len(self.users_created), "uu": len(self.users_updated), "un": len(self.users_unchanged),
+                  "ec": len(self.extensions_created), "eu": len(self.extensions_updated),
+                  "en": len(self.extensions_unchanged)}
+        if self.dry_run:
+            return _("Users: %(uc)d created, %(uu)d updated, %(un)d unchanged. Extensions: %(ec)d created, "
+                     "%(eu)d updated, %(en)d unchanged (would be - dry run, nothing saved).") % counts
+        return _("Users: %(uc)d created, %(uu)d updated, %(un)d unchanged. Extensions: %(ec)d created, "
+                 "%(eu)d updated, %(en)d unchanged.") % counts
 
 
 # --- 1. parsing (pure) ---------------------------------------------------------------------------
@@ -121,13 +125,22 @@ class ImportReport:
 def decode(data):
     """Bytes to text: UTF-8, with or without a BOM. Returns (text, errors)."""
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return None, [RowError(0, "", "the file is UTF-16 (Excel 'Unicode text'); save it as 'CSV UTF-8'")]
+        return None, [RowError(0, "", _("the file is UTF-16 (Excel 'Unicode text'); save it as 'CSV UTF-8'"))]
     try:
         return data.decode("utf-8-sig"), []
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
         byte = data[exc.start : exc.start + 1].hex()
-        return None, [RowError(line, "", f"not UTF-8 text (byte 0x{byte}); save the file as 'CSV UTF-8'")]
+        return None, [RowError(line, "", _("not UTF-8 text (byte 0x%(byte)s); save the file as 'CSV UTF-8'") % {
+            "byte": byte})]
+
+
+# What a bad value of each choice column is told (gettext_noop: worded when the problem is found).
+NOT_A_CHOICE = {
+    "role": gettext_noop("%(value)s is not a role (one of: %(choices)s)"),
+    "channel technology": gettext_noop("%(value)s is not a channel technology (one of: %(choices)s)"),
+    "phone preset": gettext_noop("%(value)s is not a phone preset (one of: %(choices)s)"),
+}
 
 
 def _choice(choices, what):
@@ -137,7 +150,7 @@ def _choice(choices, what):
         for choice in choices.values:
             if value.lower() == choice.lower():
                 return choice
-        raise ValidationError(f"{value!r} is not a {what} (one of: {', '.join(choices.values)})")
+        raise ValidationError(_(NOT_A_CHOICE[what]) % {"value": repr(value), "choices": ", ".join(choices.values)})
 
     return validate
 
@@ -173,12 +186,12 @@ def _monitorable(value):
         return True
     if lowered in FALSE_WORDS:
         return False
-    raise ValidationError(f"{value!r} is not yes/no (use 1/0, yes/no, true/false)")
+    raise ValidationError(_("%(value)s is not yes/no (use 1/0, yes/no, true/false)") % {"value": repr(value)})
 
 
 def _username(value):
     if value == "":
-        raise ValidationError("a username is required")
+        raise ValidationError(_("a username is required"))
     return _model_field(User, "username")(value)
 
 
@@ -209,17 +222,19 @@ def _read_header(header, errors):
     for index, name in enumerate(columns):
         if name not in COLUMNS:
             errors.append(
-                RowError(1, name or f"#{index + 1}", f"unknown column {name!r}; the columns are: {', '.join(COLUMNS)}")
+                RowError(1, name or f"#{index + 1}", _("unknown column %(name)s; the columns are: %(columns)s") % {
+                    "name": repr(name), "columns": ", ".join(COLUMNS)})
             )
         elif columns.index(name) != index:
-            errors.append(RowError(1, name, "this column appears twice"))
+            errors.append(RowError(1, name, _("this column appears twice")))
     for name in REQUIRED_COLUMNS:
         if name not in columns:
-            errors.append(RowError(1, name, "this column is missing (required)"))
+            errors.append(RowError(1, name, _("this column is missing (required)")))
     present = [name for name in EXTENSION_KEY_COLUMNS if name in columns]
     if len(present) == 1:
         missing = next(name for name in EXTENSION_KEY_COLUMNS if name not in columns)
-        errors.append(RowError(1, missing, f"this column is missing (needed with {present[0]})"))
+        errors.append(RowError(1, missing, _("this column is missing (needed with %(column)s)") % {
+            "column": present[0]}))
     return tuple(columns)
 
 
@@ -230,7 +245,8 @@ def _merge_user(users, username, line, cells, errors):
     for column, value in cells.items():
         if column == "password":
             if value and user.password is not None and value != user.password:
-                errors.append(RowError(line, column, f"differs from the password on line {user.value_lines[column]}"))
+                errors.append(RowError(line, column, _("differs from the password on line %(line)d") % {
+                    "line": user.value_lines[column]}))
             elif value and user.password is None:
                 user.password, user.value_lines[column] = value, line
             continue
@@ -242,7 +258,8 @@ def _merge_user(users, username, line, cells, errors):
         known = user.values.get(column, "")
         if known and known != value:
             errors.append(
-                RowError(line, column, f"{value!r} conflicts with {known!r} on line {user.value_lines[column]}")
+                RowError(line, column, _("%(value)s conflicts with %(known)s on line %(line)d") % {
+                    "value": repr(value), "known": repr(known), "line": user.value_lines[column]})
             )
         elif not known:
             user.values[column], user.value_lines[column] = value, line
@@ -255,7 +272,7 @@ def parse_roster(data):
     if text is None:
         return roster, errors
     if text.strip() == "":
-        return roster, [RowError(0, "", "the file is empty")]
+        return roster, [RowError(0, "", _("the file is empty"))]
     first_line = text.split("\n", 1)[0]
     # Excel in many locales (Russian among them) saves "CSV" with semicolons.
     delimiter = ";" if ";" in first_line and "," not in first_line else ","
@@ -274,14 +291,16 @@ def parse_roster(data):
                 continue
             rows += 1
             if len(row) != len(roster.columns):
-                errors.append(RowError(line, "", f"has {len(row)} fields, the header has {len(roster.columns)}"))
+                errors.append(RowError(line, "", ngettext(
+                    "has %(count)d field, the header has %(header)d", "has %(count)d fields, the header has %(header)d",
+                    len(row)) % {"count": len(row), "header": len(roster.columns)}))
                 continue
             _parse_row(roster, dict(zip(roster.columns, row)), line, errors)
     except csv.Error as exc:
-        errors.append(RowError(reader.line_num, "", f"not readable as CSV: {exc}"))
+        errors.append(RowError(reader.line_num, "", _("not readable as CSV: %(why)s") % {"why": exc}))
         return roster, errors
     if rows == 0:
-        errors.append(RowError(0, "", "the file has a header but no rows"))
+        errors.append(RowError(0, "", _("the file has a header but no rows")))
     _check_between_rows(roster, errors)
     return roster, errors
 
@@ -302,14 +321,14 @@ def _parse_row(roster, raw, line, errors):
     if not any(raw.get(column, "") for column in EXTENSION_KEY_COLUMNS):
         others = [column for column in EXTENSION_COLUMNS if column in raw and raw[column] and column != "monitorable"]
         for column in others:
-            errors.append(RowError(line, column, "set, but the row has no technology and resource"))
+            errors.append(RowError(line, column, _("set, but the row has no technology and resource")))
         return
     values = {}
     for column in EXTENSION_COLUMNS:
         if column not in raw:
             continue
         if column in EXTENSION_KEY_COLUMNS and raw[column] == "":
-            errors.append(RowError(line, column, "required when the row has an extension"))
+            errors.append(RowError(line, column, _("required when the row has an extension")))
             values[column] = None
             continue
         values[column] = _check(errors, line, column, EXTENSION_CELL[column], raw[column])
@@ -329,27 +348,30 @@ def _check_between_rows(roster, errors):
     for extension in roster.extensions:
         device = extension.device
         if device in seen:
-            errors.append(RowError(extension.line, "resource", f"{device} is already on line {seen[device]}"))
+            errors.append(RowError(extension.line, "resource", _("%(device)s is already on line %(line)d") % {
+                "device": device, "line": seen[device]}))
         else:
             seen[device] = extension.line
     for user in roster.users.values():
         if user.invalid & {"role", "curator"}:
             continue
         if not user.role:
-            errors.append(RowError(user.line, "role", "a role is required (admin, curator or trainee)"))
+            errors.append(RowError(user.line, "role", _("a role is required (admin, curator or trainee)")))
             continue
         line = user.value_lines.get("curator", user.line)
         if user.role == Role.TRAINEE and not user.curator:
-            errors.append(RowError(user.line, "curator", "a trainee needs a curator"))
+            errors.append(RowError(user.line, "curator", _("a trainee needs a curator")))
         elif user.role != Role.TRAINEE and user.curator:
-            errors.append(RowError(line, "curator", f"only trainees have a curator ({user.username} is {user.role})"))
+            errors.append(RowError(line, "curator", _("only trainees have a curator (%(name)s is %(role)s)") % {
+                "name": user.username, "role": user.role}))
         elif user.curator == user.username:
-            errors.append(RowError(line, "curator", "a trainee cannot be his own curator"))
+            errors.append(RowError(line, "curator", _("a trainee cannot be his own curator")))
         elif user.curator in roster.users:
             named = roster.users[user.curator]
             if named.role and named.role != Role.CURATOR:
                 errors.append(
-                    RowError(line, "curator", f"{user.curator} is a {named.role} in this file, not a curator")
+                    RowError(line, "curator", _("%(name)s is a %(role)s in this file, not a curator") % {
+                        "name": user.curator, "role": named.role})
                 )
 
 
@@ -367,9 +389,11 @@ def check_against_database(roster):
         line = user.value_lines.get("curator", user.line)
         curator = found.get(user.curator)
         if curator is None:
-            errors.append(RowError(line, "curator", f"no user {user.curator!r} in this file or in the database"))
+            errors.append(RowError(line, "curator", _("no user %(name)s in this file or in the database") % {
+                "name": repr(user.curator)}))
         elif curator.role != Role.CURATOR:
-            errors.append(RowError(line, "curator", f"{user.curator} is a {curator.role}, not a curator"))
+            errors.append(RowError(line, "curator", _("%(name)s is a %(role)s, not a curator") % {
+                "name": user.curator, "role": curator.role}))
 
     for extension in roster.extensions:
         owner = extension.unsaved().device_owner()
@@ -378,7 +402,8 @@ def check_against_database(roster):
                 RowError(
                     extension.line,
                     "resource",
-                    f"{extension.device} already belongs to {owner.username} in the database",
+                    _("%(device)s already belongs to %(name)s in the database") % {
+                        "device": extension.device, "name": owner.username},
                 )
             )
 
@@ -393,8 +418,8 @@ def check_against_database(roster):
                 RowError(
                     in_file[curator.username].line,
                     "role",
-                    f"{curator.username} is still the curator of {', '.join(stay)} (not in this file); "
-                    "give them another curator first",
+                    _("%(name)s is still the curator of %(trainees)s (not in this file); "
+                      "give them another curator first") % {"name": curator.username, "trainees": ", ".join(stay)},
                 )
             )
     return errors

@@ -28,7 +28,8 @@ class MonitoringSessionAdmin(SentenceTitles, admin.ModelAdmin):
     list_title = _("Audit trail: choose a row to view")
     view_title = _("An audit row")
 
-    list_display = ["requested_at", "user_label", "target", "kind", "mode", "outcome", "outcome_detail"]
+    # "why" in the language of the admin reading it (MonitoringSession.why), not the presser's.
+    list_display = ["requested_at", "user_label", "target", "kind", "mode", "outcome", "why"]
     list_filter = ["kind", ModeFilter, "outcome", "requested_at"]
     search_fields = ["user_label", "target_label", "target_device", "user__username", "target_user__username"]
     date_hierarchy = "requested_at"
@@ -43,7 +44,8 @@ class MonitoringSessionAdmin(SentenceTitles, admin.ModelAdmin):
         return f"{row.target_label} ({row.target_device})" if row.target_device else row.target_label
 
     def get_readonly_fields(self, request, obj=None):
-        return [field.name for field in self.model._meta.fields]
+        names = [field.name for field in self.model._meta.fields]
+        return names[:names.index("outcome") + 1] + ["why"] + names[names.index("outcome") + 1:]
 
     def has_add_permission(self, request):
         return False

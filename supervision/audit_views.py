@@ -3,7 +3,10 @@ who made it, on whom or what, when and with what outcome.
 
 Admins see every row; curators the rows of their own presses; trainees have no audit page.
 The same filters drive the page and the CSV export; the page says kinds, modes, outcomes and
-decisions in its own language, the CSV keeps the stable codes.
+decisions in its own language, the CSV keeps the stable codes. "Why" is put in words from the
+row's reason code (supervision.reasons) in the language of the page that reads it, whatever the
+presser's was; the CSV is a download of that page, so its headings and its "why" speak the page's
+language too, with the reason's code in a column of its own for a spreadsheet to filter on.
 """
 
 import csv
@@ -24,6 +27,7 @@ from django.utils.translation import pgettext_lazy
 
 from accounts.models import Role
 from supervision.models import Kind, MonitoringSession, Mode, Outcome
+from supervision.reasons import render as render_why
 
 PAGE_SIZE = 100
 CSV_COLUMNS = [
@@ -39,6 +43,7 @@ CSV_COLUMNS = [
     ("reason", _("decision")),
     ("outcome", _("outcome")),
     ("outcome_detail", _("why")),
+    ("outcome_code", _("why (code)")),
     ("answered_at", _("answered")),
     ("spying_started_at", _("spying from")),
     ("ended_at", _("ended")),
@@ -168,6 +173,7 @@ def audit(request):
     for row in page:
         row.mode_words = mode_words(row)
         row.reason_words = reason_words(row.reason)
+        row.why_words = row.why()
     query = request.GET.copy()
     query.pop("page", None)
     return render(request, "supervision/audit.html", {
@@ -212,6 +218,10 @@ def audit_csv(request):
     response["Content-Disposition"] = 'attachment; filename="monitoring-audit.csv"'
     writer = csv.writer(response)
     writer.writerow([str(label) for _field, label in CSV_COLUMNS])
-    for row in queryset.values_list(*[field for field, _label in CSV_COLUMNS]).iterator():
-        writer.writerow([_cell(value) for value in row])
+    fields = [field for field, _label in CSV_COLUMNS]
+    why_at = fields.index("outcome_detail")
+    for row in queryset.values_list(*fields, "outcome_args").iterator():
+        values = list(row[:-1])
+        values[why_at] = render_why(row[fields.index("outcome_code")], row[-1]) or values[why_at]
+        writer.writerow([_cell(value) for value in values])
     return response

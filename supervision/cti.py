@@ -45,6 +45,7 @@ from supervision.board import device_of
 from supervision.bridge import speaking
 from supervision.models import Kind, Outcome, Recording
 from supervision.presses import DONE, originate_reason, update_row
+from supervision.reasons import Why, row_fields
 
 logger = logging.getLogger(__name__)
 
@@ -183,20 +184,17 @@ class CallControl(presses.EventFollower):
             if early:
                 return refuse(*early)
             link, ringing = seen
-            cannot = presses.cannot_ring(decision, phone, link, _("You have no phone in the roster to answer on."))
+            cannot = presses.cannot_ring(decision, phone, link, Why("no_phone_answer"))
             if cannot:
                 return refuse(*cannot)
             name = str(target.user)
             if ringing is None:
-                return refuse(
-                    "not_ringing", _("Nothing rings on %(name)s's phone any more: answered elsewhere or hung up.")
-                    % {"name": name})
+                return refuse("not_ringing", Why("not_ringing", name=name))
             try:
                 fields = actions.pickup_originate(phone, ringing["name"])
             except actions.UnsafeValue as exc:
                 logger.warning("refusing to pick up %r: %s", ringing["name"], exc)
-                return refuse("unsafe_channel", _("%(name)s's call cannot be picked up.") % {"name": name},
-                              ringing["name"])
+                return refuse("unsafe_channel", Why("cannot_pick_up", name=name), ringing["name"])
             row = _row(Kind.PICKUP, user, phone, request.client, target=target, target_channel=ringing["name"],
                        target_uniqueid=(ringing.get("uniqueid") or "")[:64])
             job.own_call = target.user_id == user.pk
@@ -231,15 +229,15 @@ class CallControl(presses.EventFollower):
             if early:
                 return refuse(*early)
             if not isinstance(number, str) or not actions.DIAL_NUMBER_RE.fullmatch(number):
-                return refuse("bad_number", _("That is not a number to call: use digits, +, * and # (1 to 32)."))
-            cannot = presses.cannot_ring(decision, phone, link, _("You have no phone in the roster to call from."))
+                return refuse("bad_number", Why("bad_number"))
+            cannot = presses.cannot_ring(decision, phone, link, Why("no_phone_call"))
             if cannot:
                 return refuse(*cannot)
             try:
                 fields = actions.dial_originate(phone, number, context=settings.AMI_DIAL_CONTEXT)
             except actions.UnsafeValue as exc:
                 logger.warning("refusing to dial %r from %s: %s", number, phone.device, exc)
-                return refuse("bad_number", _("That number cannot be called from here."))
+                return refuse("bad_number", Why("number_refused"))
             return presses.accepted(_row(Kind.DIAL, user, phone, request.client, label=number), decision.reason, fields)
 
         from_id = _positive_id(request.command.get("from"))
@@ -268,18 +266,17 @@ class CallControl(presses.EventFollower):
             # audit rows: an unknown id and someone's private one get the same words.
             if recording is None or (not shared and shared.reason == "not_shared"):
                 return presses.refused(_row(Kind.PLAYBACK, user, phone, request.client), "not_found",
-                                       _("That recording does not exist or is not shared with you."))
+                                       Why("recording_not_found"))
             if not shared:
                 return refuse(shared.reason, shared.message)
-            cannot = presses.cannot_ring(decision, phone, link, _("You have no phone in the roster to play to."))
+            cannot = presses.cannot_ring(decision, phone, link, Why("no_phone_play"))
             if cannot:
                 return refuse(*cannot)
             try:
                 fields = actions.playback_originate(phone, recording.path, root=settings.RECORDINGS_ROOT)
             except actions.UnsafeValue as exc:
                 logger.warning("refusing to play recording %s: %s", recording.pk, exc)
-                return refuse("bad_path", _("“%(title)s” is not under the recordings folder %(root)s; ask its owner to fix it.")
-                              % {"title": title, "root": settings.RECORDINGS_ROOT})
+                return refuse("bad_path", Why("bad_path", title=title, root=settings.RECORDINGS_ROOT))
             row = _row(Kind.PLAYBACK, user, phone, request.client, label=title, target_channel=path)
             return presses.accepted(row, shared.reason, fields, target_name=title)
 
@@ -295,7 +292,7 @@ class CallControl(presses.EventFollower):
         if not self.window.allow(request.user_id, PRESS_LIMIT, PRESS_WINDOW):
             return presses.RATE_LIMITED, presses.rate_limited_text()
         if request.user_id in self.pending_by_user:
-            return "busy", _("Your previous press is still being handled; wait until your phone answers.")
+            return "busy", Why("busy")
         return None
 
     def _look_at_link(self, _facts):
@@ -368,7 +365,7 @@ class CallControl(presses.EventFollower):
                 return
             if (msg.get("Response") or "").lower() != "success":
                 why = presses.failure_words(job.legs, msg.get("Reason"))
-                return await self._finish(job, Outcome.FAILED, _("Your phone did not connect: %(why)s.") % {"why": why})
+                return await self._finish(job, Outcome.FAILED, Why("phone_not_connected", why=why))
             return await self._answered(job, msg.get("Channel") or "")
         if event == "Pickup":
             if job.picked:
@@ -376,8 +373,7 @@ class CallControl(presses.EventFollower):
             picker = msg.get("Channel") or ""
             if device_of(picker) in (job.legs.phone_device, job.legs.local_device):
                 return await self._picked_up(job, picker)
-            return await self._too_late(job, _("Too late: someone else answered %(name)s's call.")
-                                        % {"name": job.target_name})
+            return await self._too_late(job, Why("someone_else_answered", name=job.target_name))
         # Hangup: the ringing leg of a pickup, or one of the job's own legs.
         name = msg.get("Channel") or ""
         if job.kind == Kind.PICKUP and not job.picked and name == job.target_channel:
@@ -385,22 +381,20 @@ class CallControl(presses.EventFollower):
                 # Answered elsewhere: by our phone if it is still up and no one else's Pickup came.
                 job.answered_elsewhere = True
                 return self._later(job, PICKUP_SETTLE, self._settle_pickup)
-            return await self._too_late(job, _("Too late: %(name)s's caller hung up.") % {"name": job.target_name})
+            return await self._too_late(job, Why("caller_hung_up", name=job.target_name))
         if name not in job.legs.names:
             return
         if job.kind == Kind.PICKUP and not job.picked and job.answered:
             # Our phone's leg went before anything said the call was ours: nothing rang there any more.
-            return await self._too_late(job, _(
-                "Too late: %(name)s's call was no longer ringing (answered elsewhere or hung up).")
-                % {"name": job.target_name})
+            return await self._too_late(job, Why("no_longer_ringing", name=job.target_name))
         if not job.answered or job.legs.alive:
             return  # a failed dial ends with its OriginateResponse; a call goes on in its other legs
         if job.kind == Kind.PLAYBACK:
-            text = _("Finished playing “%(title)s”.") % {"title": job.target_name}
+            text = Why("playback_finished", title=job.target_name)
         elif job.kind == Kind.DIAL:
-            text = _("The call to %(number)s ended.") % {"number": job.target_name}
+            text = Why("dial_ended", number=job.target_name)
         else:
-            text = _("%(name)s's call ended.") % {"name": job.target_name}
+            text = Why("call_ended", name=job.target_name)
         await self._finish(job, Outcome.ENDED, text)
 
     async def _answered(self, job, channel):
@@ -467,7 +461,7 @@ class CallControl(presses.EventFollower):
             return self._later(job, PICKUP_SETTLE, self._settle_pickup)
         if job.legs.alive:
             return await self._picked_up(job, sorted(job.legs.alive)[0])
-        await self._too_late(job, _("Too late: someone else answered %(name)s's call.") % {"name": job.target_name})
+        await self._too_late(job, Why("someone_else_answered", name=job.target_name))
 
     async def _pickup_unconfirmed(self, job):
         """PICKUP_VERDICT after the phone answered, and nothing told: say what is known."""
@@ -515,7 +509,7 @@ class CallControl(presses.EventFollower):
     async def _interrupted(self, jobs, state):
         for job in jobs:
             with speaking(job.language):  # each row and message in its own presser's language
-                reason = _("The PBX link was lost (%(state)s).") % {"state": state}
+                reason = Why("link_lost", state=state)
                 if job.session_id is not None:
                     await presses.interrupt_rows([job.session_id], reason)
                 job.state = Outcome.INTERRUPTED
@@ -526,7 +520,7 @@ class CallControl(presses.EventFollower):
             return
         job.state = outcome
         self._release(job)
-        fields = {"outcome": outcome, "outcome_detail": str(why)[:255], "ended_at": timezone.now()}
+        fields = {"outcome": outcome, "ended_at": timezone.now(), **row_fields(why)}
         if reason:
             fields["reason"] = reason
         await update_row(job.session_id, **fields)

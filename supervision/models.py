@@ -9,6 +9,8 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from supervision.reasons import render, row_fields
+
 
 class Kind(models.TextChoices):
     SPY = "spy", _("Listen / whisper / barge")
@@ -42,8 +44,9 @@ class MonitoringSessionQuerySet(models.QuerySet):
         return self.filter(outcome__in=LIVE_OUTCOMES)
 
     def interrupt_open(self, reason):
-        """Close every row still in flight (bridge start, PBX link lost): nothing stays open forever."""
-        return self.live().update(outcome=Outcome.INTERRUPTED, outcome_detail=reason[:255], ended_at=timezone.now())
+        """Close every row still in flight (bridge start, PBX link lost): nothing stays open forever.
+        `reason` is a supervision.reasons.Why (or, for a PBX's own words, text)."""
+        return self.live().update(outcome=Outcome.INTERRUPTED, ended_at=timezone.now(), **row_fields(reason))
 
     def visible_to(self, user):
         """Admins see every row; everyone else the rows of his own presses."""
@@ -96,6 +99,11 @@ class MonitoringSession(models.Model):
     outcome = models.CharField(
         _("outcome"), max_length=16, choices=Outcome.choices, default=Outcome.REQUESTED, db_index=True
     )
+    # Why, as a reason code and its arguments (supervision.reasons), put in words in the language of
+    # whoever reads the row; `outcome_detail` is the text as the presser read it, shown for rows
+    # without a code (older rows, a PBX's own words).
+    outcome_code = models.CharField(_("why (code)"), max_length=40, blank=True)
+    outcome_args = models.JSONField(_("why (arguments)"), default=dict, blank=True)
     outcome_detail = models.CharField(_("why"), max_length=255, blank=True)
     client_address = models.CharField(_("client address"), max_length=64, blank=True)
 
@@ -117,6 +125,13 @@ class MonitoringSession(models.Model):
 
     def __str__(self):
         return f"{self.user_label} → {self.target_label or self.target_device} ({self.mode or self.kind}, {self.outcome})"
+
+    def why(self):
+        """Why the row ended as it did, in the active language (the stored text when there is no
+        code, or its words do not fit)."""
+        return render(self.outcome_code, self.outcome_args) or self.outcome_detail
+
+    why.short_description = _("why")
 
 
 # --- the training library --------------------------------------------------------------------

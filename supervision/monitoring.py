@@ -44,6 +44,7 @@ from supervision.bridge import speaking
 from accounts.models import Extension
 from supervision.models import Kind, MonitoringSession, Outcome
 from supervision.presses import DONE, on_db_thread, update_row
+from supervision.reasons import Why, row_fields
 
 logger = logging.getLogger(__name__)
 
@@ -144,22 +145,20 @@ def _judge_press(mode, client, facts, seen):
 
     # An unknown mode is read as None, which the policy refuses as unknown_action.
     link, channel, busy_leg = seen
-    cannot = presses.cannot_ring(decision, spyer, link, _("You have no phone in the roster to listen on."))
+    cannot = presses.cannot_ring(decision, spyer, link, Why("no_phone_listen"))
     if cannot:
         return refuse(*cannot)
     name = str(target.user)
     if (channel is None or channel.get("state") != "up") and busy_leg is not None:
         # What is heard decides, not who is named: that phone's leg hears someone else's call.
-        return refuse("not_a_conversation", _(
-            "%(name)s is not in a conversation of their own: their phone is monitoring, answering or "
-            "playing something, and that cannot be joined.") % {"name": name})
+        return refuse("not_a_conversation", Why("not_a_conversation", name=name))
     if channel is None or channel.get("state") != "up":
-        return refuse("no_call", _("%(name)s has no call right now.") % {"name": name})
+        return refuse("no_call", Why("no_call", name=name))
     try:
         fields = actions.spy_originate(spyer, channel["name"], mode, allow_switch=allow_switch, action_id=None)
     except actions.UnsafeValue as exc:
         logger.warning("refusing to spy on %r: %s", channel.get("name"), exc)
-        return refuse("unsafe_channel", _("%(name)s's call cannot be joined.") % {"name": name})
+        return refuse("unsafe_channel", Why("cannot_join", name=name))
     row = _row(user, target, spyer, mode, client, target_channel=channel["name"],
                target_uniqueid=(channel.get("uniqueid") or "")[:64], allow_switch=allow_switch)
     options = dict(fields)["Data"].rsplit(",", 1)[1]
@@ -258,7 +257,7 @@ class SpyMonitor(presses.EventFollower):
         live.stop_requested = True
         if not await self._hangup(live):
             return
-        await self._finish(live, Outcome.ENDED, _("Switched to %(mode)s.") % {"mode": _(mode)})
+        await self._finish(live, Outcome.ENDED, Why("switched", mode=mode))
         await self._start(request, live.target_id, mode)
 
     # --- a new session ------------------------------------------------------------------------------
@@ -289,7 +288,7 @@ class SpyMonitor(presses.EventFollower):
             setattr(live, name, value)
         live.modes, live.session_id = [mode], verdict.session_id
         if live.stop_requested:
-            return await self._finish(live, Outcome.ENDED, _("Stopped before your phone was called."))
+            return await self._finish(live, Outcome.ENDED, Why("stopped_before_ringing"))
         live.legs = self.watch_legs(Kind.SPY, verdict.row["from_extension"])
         response, failure = await presses.send_originate(self.bridge.client, verdict.fields)
         if failure is not None:
@@ -364,7 +363,7 @@ class SpyMonitor(presses.EventFollower):
                 await self._replay_after(live, msg)
             else:
                 why = presses.failure_words(live.legs, msg.get("Reason"))
-                await self._finish(live, Outcome.FAILED, _("Your phone did not connect: %(why)s.") % {"why": why})
+                await self._finish(live, Outcome.FAILED, Why("phone_not_connected", why=why))
         elif event == "ChanSpyStart":
             if live.state == Outcome.SPYING:
                 return
@@ -376,13 +375,12 @@ class SpyMonitor(presses.EventFollower):
             # The spied call is gone (the exact channel name cannot match another); with `E` the
             # PBX hangs the spy leg up right after.
             await self._finish(live, Outcome.ENDED, _stopped(live) if live.stop_requested else
-                               _("%(name)s's call ended.") % {"name": live.target_name})
+                               Why("call_ended", name=live.target_name))
         elif event == "Hangup":
             if live.stop_requested:
                 await self._finish(live, Outcome.ENDED, _stopped(live))
             elif live.state == Outcome.SPYING:
-                await self._finish(live, Outcome.ENDED,
-                                   _("Your phone hung up; monitoring %(name)s ended.") % {"name": live.target_name})
+                await self._finish(live, Outcome.ENDED, Why("phone_hung_up", name=live.target_name))
             else:
                 # Answered, then ended by the PBX before ChanSpyStart: AMI does not say why
                 # (`asterisk20-whisper-no-beep`: the reason is only in the Asterisk log).
@@ -417,7 +415,7 @@ class SpyMonitor(presses.EventFollower):
     async def _interrupted(self, sessions, state):
         for live in sessions:
             with speaking(live.language):  # each row and message in its own presser's language
-                reason = _("The PBX link was lost (%(state)s).") % {"state": state}
+                reason = Why("link_lost", state=state)
                 await presses.interrupt_rows([live.session_id], reason)
                 live.state = Outcome.INTERRUPTED
                 await self._status(live.user_id, "interrupted", "link_down", reason, live)
@@ -451,7 +449,7 @@ class SpyMonitor(presses.EventFollower):
             if live.state not in DONE:
                 await self._finish(live, Outcome.ENDED, _stopped(live))
         except ActionTimeout:
-            await self._stop_refused(live, _("no answer in time"))
+            await self._stop_refused(live, Why("no_answer_in_time"))
             return False
         except (ConnectionLost, NotConnected):
             return False  # the link is going: its loss says what becomes of the session
@@ -466,10 +464,8 @@ class SpyMonitor(presses.EventFollower):
         live.stop_requested = False
         logger.warning("%s: Hangup of spy leg %s (session %s) refused: %s; the spy goes on",
                        self.bridge.name, live.spy_channel, live.session_id, why)
-        text = _("The PBX did not end the call (%(why)s), so you are still connected to %(name)s's call. "
-                 "Hang up your phone to stop. An administrator can let the dashboard end calls: "
-                 "manager.conf write=call for its AMI user.") % {"why": why, "name": live.target_name}
-        await update_row(live.session_id, outcome_detail=str(text)[:255])
+        text = Why("stop_refused", why=why, name=live.target_name)
+        await update_row(live.session_id, **row_fields(text))
         await self._status(live.user_id, live.state, "stop_refused", text, live)
 
     async def _finish(self, live, outcome, why, *, reason=None):
@@ -478,7 +474,7 @@ class SpyMonitor(presses.EventFollower):
             return
         live.state = outcome
         self._release(live)
-        fields = {"outcome": outcome, "outcome_detail": str(why)[:255], "ended_at": timezone.now()}
+        fields = {"outcome": outcome, "ended_at": timezone.now(), **row_fields(why)}
         if reason:
             fields["reason"] = reason
         await update_row(live.session_id, **fields)
@@ -519,11 +515,7 @@ class SpyMonitor(presses.EventFollower):
                 detail = self.bridge.resync_detail or "-"
                 logger.warning("%s: the PBX would not list its channels (%s): %d spy session(s) of the previous "
                                "run end interrupted, their spy calls may go on", self.bridge.name, detail, len(left_open))
-                await self._end_left_open(
-                    left_open,
-                    _("The bridge restarted and the PBX would not list its channels (%(detail)s), so this spy "
-                      "could not be taken back; it may go on until the phone hangs up.") % {"detail": detail},
-                    leg_gone=False)
+                await self._end_left_open(left_open, Why("bridge_restarted_unlisted", detail=detail), leg_gone=False)
             return
         legs = {(item.get("Channel"), item.get("Uniqueid")): item for item in items
                 if (item.get("Application") or "").lower() == "chanspy"}
@@ -542,7 +534,7 @@ class SpyMonitor(presses.EventFollower):
             else:
                 await self._take_back(row, item)
         if gone:
-            await self._end_left_open(gone, _("The bridge restarted while this session was in flight."), leg_gone=True)
+            await self._end_left_open(gone, Why("bridge_restarted"), leg_gone=True)
         orphans = [item for key, item in legs.items()
                    if key[0] not in self.by_spy_channel and (item.get("CallerIDName") or "").startswith("Spy-")]
         if orphans:
@@ -554,7 +546,6 @@ class SpyMonitor(presses.EventFollower):
     async def _end_left_open(self, rows, reason, *, leg_gone):
         """Rows of the previous run that cannot be taken back end `interrupted`, and their users'
         open pages are told; the monitored person only when the spy leg is known to be gone."""
-        reason = str(reason)
         await presses.interrupt_rows([row.pk for row in rows], reason)
         for row in rows:
             if row.user_id is None:
@@ -582,11 +573,9 @@ class SpyMonitor(presses.EventFollower):
         was_spying = live.state == Outcome.SPYING
         with speaking(live.language):
             if leg_gone:
-                reason = _("The PBX link was lost, and when it came back your phone's spy call was gone.")
+                reason = Why("link_lost_leg_gone")
             else:
-                reason = _("The PBX link was lost, and when it came back the PBX would not list its channels "
-                           "(%(detail)s): hang up your phone if it is still connected.") % {
-                               "detail": self.bridge.resync_detail or "-"}
+                reason = Why("link_lost_unlisted", detail=self.bridge.resync_detail or "-")
             await presses.interrupt_rows([live.session_id], reason)
             live.state = Outcome.INTERRUPTED
             await self._status(live.user_id, Outcome.INTERRUPTED, "link_down", reason, live)
@@ -657,10 +646,9 @@ class SpyMonitor(presses.EventFollower):
 
     async def _refuse_busy(self, request, target_id, mode, current):
         if current.target_name:
-            text = _("You are already monitoring %(name)s (%(mode)s): stop first or switch mode.") % {
-                "name": current.target_name, "mode": _(current.mode)}
+            text = Why("already_monitoring", name=current.target_name, mode=current.mode)
         else:
-            text = _("Your previous press is still being handled.")
+            text = Why("previous_press")
         await self._refuse_press(request, target_id, mode, "already_monitoring", text)
 
     # --- messages ---------------------------------------------------------------------------------
@@ -712,17 +700,14 @@ def _live_from_row(row, *, options=""):
 
 
 def _stopped(live):
-    return _("Stopped monitoring %(name)s.") % {"name": live.target_name}
+    return Why("stopped", name=live.target_name)
 
 
 def _no_spy_text(live):
     """Why a spy leg ended before ChanSpyStart, as far as AMI lets anyone know."""
     if "q" not in live.options:
-        return _("The PBX ended the spy before it began. Without option q ChanSpy first plays the "
-                 "“beep” sound: the PBX may lack it (ask the administrator to install the core sounds), "
-                 "or %(name)s's call ended meanwhile.") % {"name": live.target_name}
-    return _("The PBX ended the spy before it began: %(name)s's call ended or could not be joined.") % {
-        "name": live.target_name}
+        return Why("spy_not_started_beep", name=live.target_name)
+    return Why("spy_not_started", name=live.target_name)
 
 
 def _no_such_channel(message):
@@ -768,7 +753,7 @@ def install(bridge):
     bridge.add_session_reporter(monitor.sessions_of)
     bridge.client.on_link(monitor.on_link)
     bridge.spy_monitor = monitor
-    reason = str(_("The bridge restarted while this session was in flight."))
+    reason = Why("bridge_restarted")
     try:
         loop = asyncio.get_running_loop()
     except RuntimeError:

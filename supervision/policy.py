@@ -23,6 +23,7 @@ from django.utils.translation import gettext as _
 
 from accounts.models import Extension, Role, User
 from supervision.models import Recording
+from supervision.reasons import Why
 
 MODES = ("listen", "whisper", "barge")
 ACTIONS = MODES + ("pickup", "dial", "playback")
@@ -39,7 +40,7 @@ ROLE_MODES = {
 class Decision:
     allowed: bool
     reason: str  # a stable code for the audit trail and the tests
-    message: str  # a sentence for the person who pressed the button
+    message: object  # a sentence for the person who pressed the button (a reasons.Why when refused)
 
     def __bool__(self):
         return self.allowed
@@ -109,48 +110,42 @@ def decide_each(user, actions, target):
 def _decide(user, action, target, extension):
     """`user` was just read from the database; `extension` too, when given (else `target` is read)."""
     if action not in ACTIONS:
-        return _deny("unknown_action", _("Unknown action."))
+        return _deny("unknown_action", Why("unknown_action"))
     if user is None or not user.is_active:
-        return _deny("inactive", _("Your account is not active."))
+        return _deny("inactive", Why("account_inactive"))
     if target is None:
-        return _deny("not_found", _("That phone does not exist (any more)."))
+        return _deny("not_found", Why("phone_gone"))
     if isinstance(target, Extension) or isinstance(target, int):
         if extension is None:
             extension = fresh_extension(target)
         if extension is None:
-            return _deny("not_found", _("That phone does not exist (any more)."))
+            return _deny("not_found", Why("phone_gone"))
         owner = extension.user
     elif isinstance(target, Recording):
         extension = owner = None
         if action != "playback":
-            return _deny("unknown_action", _("Unknown action."))
+            return _deny("unknown_action", Why("unknown_action"))
         recording = Recording.objects.filter(pk=target.pk).first()
         if recording is None:
-            return _deny("not_found", _("That recording does not exist (any more)."))
+            return _deny("not_found", Why("recording_gone"))
         if not recording.playable_by(user):
-            return _deny("not_shared", _("“%(title)s” is not shared with you.") % {"title": recording.title})
+            return _deny("not_shared", Why("not_shared", title=recording.title))
     else:
         # Any other target (the number typed into the dial box): only the permission counts.
         extension = owner = None
     if extension is not None:
         if action in MODES and owner.pk == user.pk:
-            return _deny("own_call", _("You cannot monitor your own calls."))
+            return _deny("own_call", Why("own_call"))
         if not owner.is_active:
-            return _deny("inactive", _("%(name)s's account is not active.") % {"name": _owner_name(extension)})
+            return _deny("inactive", Why("owner_inactive", name=_owner_name(extension)))
         if not _relation_allows(user, owner, action):
-            return _deny("not_your_team", _("%(name)s is not in your team.") % {"name": _owner_name(extension)})
+            return _deny("not_your_team", Why("not_your_team", name=_owner_name(extension)))
         if action in MODES and action not in ROLE_MODES[Role(user.role)]:
-            return _deny(
-                "not_for_role",
-                _("Your role allows only listening, not %(mode)s.") % {"mode": _(action)},
-            )
+            return _deny("not_for_role", Why("not_for_role", mode=action))
         if action in MODES and not extension.monitorable:
-            return _deny(
-                "not_monitorable",
-                _("%(name)s's phone may not be monitored.") % {"name": _owner_name(extension)},
-            )
+            return _deny("not_monitorable", Why("not_monitorable", name=_owner_name(extension)))
     if not user.has_perm(f"supervision.{action}"):
-        return _deny("no_permission", _("You do not have the right to %(action)s.") % {"action": _(action)})
+        return _deny("no_permission", Why("no_permission", action=action))
     return _allow()
 
 

@@ -21,32 +21,32 @@ from dataclasses import dataclass, field
 from asgiref.sync import sync_to_async
 from django.db import close_old_connections
 from django.utils import timezone
-from django.utils.translation import gettext as _
-from django.utils.translation import gettext_noop
 
 from supervision.ami.pending import ActionError, ActionTimeout, ConnectionLost, NotConnected
 from supervision.board import device_of
 from supervision.bridge import speaking
 from supervision.models import MonitoringSession, Outcome
+from supervision.reasons import Why, row_fields
 
 # A press in one of these states is over: later events and replays change nothing.
 DONE = (Outcome.ENDED, Outcome.FAILED, Outcome.INTERRUPTED, Outcome.DENIED)
 
 # OriginateResponse `Reason`, as a real Asterisk 20 sends it (ami-captures/README.md); put in
 # words in the language active when the outcome is told.
+# (reason codes of supervision.reasons)
 ORIGINATE_REASONS = {
-    "0": gettext_noop("not available / no such extension"),
-    "1": gettext_noop("hung up"),
-    "3": gettext_noop("no answer"),
-    "4": gettext_noop("answered"),
-    "5": gettext_noop("busy"),
-    "8": gettext_noop("congestion / not available"),
+    "0": "unavailable_or_no_extension",
+    "1": "hung_up",
+    "3": "no_answer",
+    "4": "answered",
+    "5": "line_busy",
+    "8": "congestion",
 }
 
 
 def originate_reason(code):
     words = ORIGINATE_REASONS.get(str(code))
-    return _(words) if words else _("reason %(code)s") % {"code": code}
+    return Why(words) if words else Why("reason_code", code=str(code))
 
 
 # What the phone's own leg says when it did not connect: its `DialEnd` `DialStatus`, else its
@@ -54,21 +54,21 @@ def originate_reason(code):
 # same as "no such extension"; only these tell busy from not available
 # (ami-captures asterisk22-pjsip-originate-failures; chan_sip: asterisk20-originate-failures).
 DIAL_STATUS_WORDS = {
-    "BUSY": gettext_noop("busy"),
-    "NOANSWER": gettext_noop("no answer"),
-    "CONGESTION": gettext_noop("congestion / not available"),
-    "CHANUNAVAIL": gettext_noop("not available (the phone is not registered or not reachable)"),
+    "BUSY": "line_busy",
+    "NOANSWER": "no_answer",
+    "CONGESTION": "congestion",
+    "CHANUNAVAIL": "unavailable",
 }
 CAUSE_WORDS = {
-    "1": gettext_noop("no such number"),
-    "17": gettext_noop("busy"),
-    "18": gettext_noop("no answer"),
-    "19": gettext_noop("no answer"),
-    "20": gettext_noop("not available (the phone is not registered or not reachable)"),
-    "21": gettext_noop("the phone rejected the call"),
-    "27": gettext_noop("not available (the phone is not registered or not reachable)"),
-    "34": gettext_noop("congestion / not available"),
-    "38": gettext_noop("congestion / not available"),
+    "1": "no_such_number",
+    "17": "line_busy",
+    "18": "no_answer",
+    "19": "no_answer",
+    "20": "unavailable",
+    "21": "rejected",
+    "27": "unavailable",
+    "34": "congestion",
+    "38": "congestion",
 }
 LEG_EVENTS = frozenset({"Newchannel", "DialBegin", "DialEnd", "HangupRequest", "SoftHangupRequest", "Hangup"})
 
@@ -131,11 +131,11 @@ class LegWatch:
         for leg in legs:
             words = DIAL_STATUS_WORDS.get(self.dial_status.get(leg, ""))
             if words:
-                return _(words)
+                return Why(words)
         for leg in legs:
             words = CAUSE_WORDS.get(self.cause.get(leg, ""))
             if words:
-                return _(words)
+                return Why(words)
         return None
 
 
@@ -182,7 +182,7 @@ def update_row(session_id, **fields):
 @on_db_thread
 def interrupt_rows(session_ids, reason):
     return MonitoringSession.objects.filter(pk__in=session_ids).live().update(
-        outcome=Outcome.INTERRUPTED, outcome_detail=reason[:255], ended_at=timezone.now()
+        outcome=Outcome.INTERRUPTED, ended_at=timezone.now(), **row_fields(reason)
     )
 
 
@@ -213,13 +213,13 @@ def in_loop(loop, function, *args):
 @dataclass
 class Verdict:
     """What the judge of a press says: refused (`fields` None) with a reason code and the words
-    for the user, or go ahead with the Originate's `fields`. `row` is the press's audit row
+    for the user (a reasons.Why), or go ahead with the Originate's `fields`. `row` is the press's audit row
     without its outcome; `found` carries what the command module keeps for later (names, the
     channel...). `session_id` is the row written for it."""
 
     row: dict
     reason: str
-    text: str = ""
+    text: object = ""
     fields: dict | None = None
     found: dict = field(default_factory=dict)
     session_id: int | None = None
@@ -230,7 +230,7 @@ class Verdict:
 
 
 def refused(row, reason, text, **found):
-    return Verdict(row, reason, str(text), found=found)
+    return Verdict(row, reason, text, found=found)
 
 
 def accepted(row, reason, fields, **found):
@@ -256,7 +256,7 @@ def _settle(loop, read, judge, look):
     if verdict.allowed:
         row["outcome"] = Outcome.REQUESTED
     else:
-        row.update(outcome=Outcome.DENIED, outcome_detail=verdict.text[:255], ended_at=timezone.now())
+        row.update(outcome=Outcome.DENIED, ended_at=timezone.now(), **row_fields(verdict.text))
     if verdict.reason == RATE_LIMITED and not verdict.allowed:
         verdict.session_id = _BURSTS.record(row)
     else:
@@ -275,7 +275,7 @@ def _storable(value):
 
 class RefusalBursts:
     """Rate-limited refusals are summarised: the first of a user's burst writes a row, the next
-    ones only count into it (`outcome_detail` "N presses refused: ...", `requested_at` the first,
+    ones only count into it (reason `refused_burst`: "N presses refused: ...", `requested_at` the first,
     `ended_at` the last). A burst ends after BURST_GAP seconds without one, and a flood that goes
     on starts a new row every BURST_ROW_SECONDS: a user adds at most one such row per ten minutes,
     whatever he sends. Used on the database thread only."""
@@ -284,7 +284,7 @@ class RefusalBursts:
     BURST_ROW_SECONDS = 600.0
 
     def __init__(self):
-        self.open = {}  # user id -> [row id, count, first time, last time]
+        self.open = {}  # user id -> [row id, count, first time, last time, the refusal's Why]
 
     def record(self, row):
         user = row.get("user")
@@ -293,15 +293,19 @@ class RefusalBursts:
         burst = self.open.get(key)
         if burst is not None and (now - burst[3]).total_seconds() <= self.BURST_GAP \
                 and (now - burst[2]).total_seconds() <= self.BURST_ROW_SECONDS:
-            detail = f"{burst[1] + 1} presses refused: {row['outcome_detail']}"[:255]
+            count = burst[1] + 1
+            why = Why("refused_burst", count=count, why=burst[4]) if burst[4] is not None else None
+            fields = row_fields(why) if why is not None else {
+                "outcome_detail": f"{count} presses refused: {row['outcome_detail']}"[:255]}
             # The row as this burst left it (not one deleted meanwhile, nor another in its place).
             same = MonitoringSession.objects.filter(pk=burst[0], user_id=key, reason=RATE_LIMITED, ended_at=burst[3])
-            if same.update(ended_at=now, outcome_detail=detail):
+            if same.update(ended_at=now, **fields):
                 burst[1] += 1
                 burst[3] = now
                 return burst[0]
         pk = MonitoringSession.objects.create(**row).pk
-        self.open[key] = [pk, 1, now, now]
+        why = Why(row["outcome_code"], **row["outcome_args"]) if row.get("outcome_code") else None
+        self.open[key] = [pk, 1, now, now, why]
         return pk
 
 
@@ -313,8 +317,7 @@ def link_refusal(link):
     state, detail = link
     if state == "up":
         return None
-    return "pbx_down", _("The PBX link is %(state)s (%(detail)s); try again when it is back.") % {
-        "state": state, "detail": detail or "-"}
+    return "pbx_down", Why("pbx_link_state", state=state, detail=detail or "-")
 
 
 def cannot_ring(decision, phone, link, no_phone_text):
@@ -341,13 +344,13 @@ async def send_originate(client, fields):
     try:
         return await client.send("Originate", fields), None
     except NotConnected as exc:
-        return None, (Outcome.DENIED, _("The PBX link is down: %(why)s") % {"why": exc}, "pbx_down")
+        return None, (Outcome.DENIED, Why("pbx_link_down", why=str(exc)), "pbx_down")
     except ActionError as exc:
-        return None, (Outcome.FAILED, _("The PBX refused: %(why)s") % {"why": exc.message}, None)
+        return None, (Outcome.FAILED, Why("pbx_refused", why=exc.message or ""), None)
     except ActionTimeout:
-        return None, (Outcome.FAILED, _("The PBX did not answer in time."), None)
+        return None, (Outcome.FAILED, Why("pbx_no_answer"), None)
     except ConnectionLost:
-        return None, (Outcome.INTERRUPTED, _("The PBX link dropped while calling your phone."), None)
+        return None, (Outcome.INTERRUPTED, Why("pbx_dropped"), None)
 
 
 class PressWindow:
@@ -371,7 +374,7 @@ RATE_LIMITED = "rate_limited"
 
 
 def rate_limited_text():
-    return _("Too many presses; wait a few seconds.")
+    return Why("rate_limited")
 
 
 # --- following the PBX's events -----------------------------------------------------------------

@@ -166,7 +166,7 @@ def test_a_bad_file_reports_every_bad_row_and_changes_nothing(tmp_path, demo_ros
         (b"username,role,resource\nivan,curator,1\n", (1, "technology"), "this column is missing (needed with resource)"),
         (b"username,role,role\nivan,curator,curator\n", (1, "role"), "this column appears twice"),
         (b"username,role\nivan,curator,extra\n", (2, ""), "has 3 fields, the header has 2"),
-        (b"username,role\nivan\n", (2, ""), "has 1 fields, the header has 2"),
+        (b"username,role\nivan\n", (2, ""), "has 1 field, the header has 2"),
         (b'username,role\n"ivan,curator\n', (2, ""), "not readable as CSV"),
         (b"username,role\n,curator\n", (2, "username"), "a username is required"),
         (b"username,role\nivan ivanov,curator\n", (2, "username"), "Enter a valid username"),
