@@ -96,7 +96,11 @@ class EvaluationAdmin(ReadOnly, SentenceTitles, admin.ModelAdmin):
 class CoachingNoteAdmin(ReadOnly, SentenceTitles, admin.ModelAdmin):
     list_title = _("Coaching notes: choose one to view")
     view_title = _("A coaching note")
-    list_display = ["created_at", "trainee", "call_uniqueid", "offset_label", "text", "author_label"]
+    list_display = ["created_at", "trainee", "call_uniqueid", "at", "text", "author_label"]
+
+    @admin.display(description=_("at"), ordering="offset_seconds")
+    def at(self, note):
+        return note.offset_label
     search_fields = ["call_uniqueid", "trainee__username", "text", "author_label"]
 
 

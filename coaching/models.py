@@ -15,6 +15,7 @@ from django.core.exceptions import ValidationError
 from django.db import models, transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from coaching import scoring
 
@@ -49,7 +50,7 @@ class ScorecardQuerySet(models.QuerySet):
 
 
 class Scorecard(models.Model):
-    name = models.CharField(_("name"), max_length=120)
+    name = models.CharField(pgettext_lazy("scorecard", "name"), max_length=120)
     description = models.TextField(_("description"), blank=True)
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL, verbose_name=_("owner"), null=True, blank=True, on_delete=models.CASCADE,
@@ -66,7 +67,7 @@ class Scorecard(models.Model):
         _("good from (%)"), default=85, help_text=_("From this percentage on the result is shown green; in between amber."),
     )
     active = models.BooleanField(_("in use"), default=True, help_text=_("Untick to stop offering it for new grades."))
-    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    created_at = models.DateTimeField(pgettext_lazy("scorecard", "created"), auto_now_add=True)
 
     objects = ScorecardQuerySet.as_manager()
 
