@@ -34,6 +34,7 @@ from django.utils.translation import gettext as _
 from accounts import sessions
 from supervision import audience, jsontext
 from supervision.bridge import BOARD_GROUP, BRIDGE_CHANNEL, device_group, user_group
+from supervision.presence import PRESENCE_CHANNEL
 
 logger = logging.getLogger(__name__)
 
@@ -460,10 +461,8 @@ class DashboardConsumer(CommandSocket):
         """Tell the bridge this dashboard is open (`here`, again with every heartbeat) or closed
         (`gone`): it knows who is online across web server processes (supervision.presence)."""
         try:
-            await self.channel_layer.send(BRIDGE_CHANNEL, {
-                "type": "bridge.command", "user_id": self.user.pk, "reply_to": None, "client": None,
-                "language": self.language,
-                "command": {"type": "presence", "state": state, "socket": self.channel_name, "role": self.user.role}})
+            await self.channel_layer.send(PRESENCE_CHANNEL, {"type": "presence", "state": state, "user_id": self.user.pk,
+                                                             "socket": self.channel_name, "role": self.user.role})
         except Exception:  # noqa: BLE001 - ChannelFull, or the layer is away: the next heartbeat says it again
             logger.info("dashboard of user %s could not tell the bridge it is %s", self.user.pk, state)
 

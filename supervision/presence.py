@@ -2,16 +2,15 @@
 socket lives in.
 
 Each dashboard socket tells the bridge `here` when it opens and again with every heartbeat it sends
-its page (consumers.HEARTBEAT_SECONDS), and `gone` when it closes. The bridge counts the sockets per
-user; a socket whose word stops coming for TTL_SECONDS (its web server process died, or the channel
-layer dropped the message) is no longer counted. A restarted bridge knows every open dashboard again
-within one heartbeat.
+its page (consumers.HEARTBEAT_SECONDS), and `gone` when it closes, on a channel of their own
+(PRESENCE_CHANNEL: these are not commands, and nothing a page sends becomes one). The bridge counts
+the sockets per user; a socket whose word stops coming for TTL_SECONDS (its web server process died,
+or the channel layer dropped the message) is no longer counted. A restarted bridge knows every open
+dashboard again within one heartbeat.
 
-The messages come over the bridge's command channel as internal commands (`presence`) that the
-sockets send themselves; a browser cannot send them (they are not among the socket's browser
-commands). Other modules ask `bridge.presence.online(user_id)` and
-`bridge.presence.users_with_role("admin")`, and hear changes with `bridge.presence.on_change(fn)`:
-`fn(user_id, online)` (may return a coroutine) when a user's first dashboard opens or his last goes.
+Other modules ask `bridge.presence.online(user_id)` and `bridge.presence.users_with_role("admin")`,
+and hear changes with `bridge.presence.on_change(fn)`: `fn(user_id, online)` (may return a
+coroutine) when a user's first dashboard opens or his last goes.
 """
 
 import asyncio
@@ -21,8 +20,8 @@ import time
 
 logger = logging.getLogger(__name__)
 
-COMMAND = "presence"
-from supervision.consumers import HEARTBEAT_SECONDS  # a socket says `here` this often  # noqa: E402
+PRESENCE_CHANNEL = "supervision.presence"
+HEARTBEAT_SECONDS = 15  # = consumers.HEARTBEAT_SECONDS: a socket says `here` this often
 TTL_SECONDS = 3 * HEARTBEAT_SECONDS + 5  # three heartbeats missed: the socket is gone
 SWEEP_SECONDS = 5.0
 
@@ -34,6 +33,7 @@ class Presence:
         self.sockets = {}  # user id -> {socket channel name: (role, last heard)}
         self.listeners = []
         self._sweeper = None
+        self._receiver = None
 
     # --- what other modules ask -----------------------------------------------------------------
 
@@ -55,14 +55,14 @@ class Presence:
 
     # --- the sockets' word ----------------------------------------------------------------------
 
-    async def command(self, bridge, request):
-        command = request.command
-        user_id, socket = request.user_id, command.get("socket")
+    async def handle(self, message):
+        """One socket's word: {"type": "presence", "state": "here"|"gone", "user_id", "socket", "role"}."""
+        user_id, socket = message.get("user_id"), message.get("socket")
         if isinstance(user_id, bool) or not isinstance(user_id, int) or not isinstance(socket, str):
             return
         was_online = self.online(user_id)
-        if command.get("state") == "here":
-            self.sockets.setdefault(user_id, {})[socket] = (str(command.get("role") or ""), self.clock())
+        if message.get("state") == "here":
+            self.sockets.setdefault(user_id, {})[socket] = (str(message.get("role") or ""), self.clock())
             self._ensure_sweeper()
         else:
             sockets = self.sockets.get(user_id, {})
@@ -72,6 +72,27 @@ class Presence:
         now_online = self.online(user_id)
         if now_online != was_online:
             await self._tell(user_id, now_online)
+
+    def start(self, _link=None):
+        """Listen on PRESENCE_CHANNEL (once; called at install inside a running loop, else at the
+        bridge's first link change, which its start makes)."""
+        if self._receiver is None and not self.bridge.stopping:
+            self._receiver = self.bridge._spawn(self._receive_loop(), "presence")
+
+    async def _receive_loop(self):
+        while True:
+            try:
+                message = await self.bridge.layer.receive(PRESENCE_CHANNEL)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - e.g. Redis away for a moment
+                logger.warning("%s: presence receive failed; retrying", self.bridge.name, exc_info=True)
+                await asyncio.sleep(1)
+                continue
+            try:
+                await self.handle(message)
+            except Exception:  # noqa: BLE001 - one odd message must not stop the loop
+                logger.exception("%s: could not handle presence %r", self.bridge.name, message)
 
     def _fresh(self, heard):
         return self.clock() - heard <= TTL_SECONDS
@@ -114,6 +135,11 @@ class Presence:
 
 def install(bridge):
     presence = Presence(bridge)
-    bridge.register(COMMAND, presence.command)
     bridge.presence = presence
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:  # built outside the loop (`manage.py ami_bridge`): its start begins it
+        bridge.client.on_link(presence.start)
+    else:
+        presence.start()
     return presence

@@ -38,7 +38,7 @@ def is_type(kind):
     ({"type": "help.cancel"}, "missing_field"),
     ({"type": "help.cancel", "request": "3"}, "bad_field"),
     ({"type": "help.cancel", "request": 0}, "bad_field"),
-    # Only the server's own sockets say who is online: from a page it is no command at all.
+    # Only the server's own sockets say who is online: from a page it is no message at all.
     ({"type": "presence", "state": "here", "socket": "x", "role": "admin"}, "unknown_type"),
 ])
 async def test_bad_help_commands_are_refused_by_the_socket(channel_layer, roster, frame, code):  # noqa: F811

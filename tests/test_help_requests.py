@@ -3,13 +3,17 @@ admins', when the curator has none open) are told, and it ends when the curator'
 call, the trainee cancels, or the call ends; each request is a row with its response time. On both
 drivers (chan_sip on Asterisk 20, PJSIP on Asterisk 22) for the join and call-end paths."""
 
+import asyncio
+
 import pytest
 from asgiref.sync import sync_to_async
 from django.utils import timezone
 
 from accounts.models import Role, User
 from helprequests.models import Audience, EndReason, HelpRequest
+from supervision import consumers, presence
 from supervision.bridge import BRIDGE_CHANNEL
+from supervision.presence import PRESENCE_CHANNEL
 from tests.live_stack import Inbox, press, until
 from tests.pbx_drivers import device, driver, driver_bridge, driver_pbx, driver_roster  # noqa: F401
 
@@ -29,12 +33,16 @@ def make_admin():
 
 
 async def online(bridge, user, socket="daphne.1!abc"):
-    """A dashboard of `user` says it is open, as the socket does (supervision.presence)."""
-    await press(bridge, user, {"type": "presence", "state": "here", "socket": socket, "role": user.role})
+    """A dashboard of `user` says it is open, as its socket does (supervision.presence)."""
+    await bridge.layer.send(PRESENCE_CHANNEL, {"type": "presence", "state": "here", "user_id": user.pk,
+                                               "socket": socket, "role": user.role})
+    await until(lambda: socket in bridge.presence.sockets.get(user.pk, {}))
 
 
 async def offline(bridge, user, socket="daphne.1!abc"):
-    await press(bridge, user, {"type": "presence", "state": "gone", "socket": socket, "role": user.role})
+    await bridge.layer.send(PRESENCE_CHANNEL, {"type": "presence", "state": "gone", "user_id": user.pk,
+                                               "socket": socket, "role": user.role})
+    await until(lambda: socket not in bridge.presence.sockets.get(user.pk, {}))
 
 
 async def call_of(bridge, pbx, phone_device):
@@ -225,18 +233,19 @@ async def test_a_curator_who_closes_his_last_dashboard_hands_it_to_the_admins(dr
 
 
 async def test_a_dashboard_that_stops_saying_it_is_open_counts_as_offline(driver_bridge, driver_roster):
+    assert presence.HEARTBEAT_SECONDS == consumers.HEARTBEAT_SECONDS  # what the sockets say, how often
     people, _phones = driver_roster
-    presence = driver_bridge.presence
+    board_presence = driver_bridge.presence
     clock = [1000.0]
-    presence.clock = lambda: clock[0]
+    board_presence.clock = lambda: clock[0]
     await online(driver_bridge, people["petrova"])
-    assert presence.online(people["petrova"].pk) and presence.role(people["petrova"].pk) == "curator"
+    assert board_presence.online(people["petrova"].pk) and board_presence.role(people["petrova"].pk) == "curator"
     clock[0] += 30  # a heartbeat or two late: still there
-    assert presence.online(people["petrova"].pk)
+    assert board_presence.online(people["petrova"].pk)
     clock[0] += 30  # its web server went away without a word
-    assert not presence.online(people["petrova"].pk)
-    assert presence.sweep() == [people["petrova"].pk]
-    assert presence.sockets == {}
+    assert not board_presence.online(people["petrova"].pk)
+    assert board_presence.sweep() == [people["petrova"].pk]
+    assert board_presence.sockets == {}
 
 
 async def test_a_bridge_restart_ends_requests_left_open(driver_pbx, driver_roster):
@@ -250,3 +259,25 @@ async def test_a_bridge_restart_ends_requests_left_open(driver_pbx, driver_roste
     [row] = await help_rows(pk=row.pk)
     assert row["end_reason"] == EndReason.INTERRUPTED and row["ended_at"] is not None
 
+
+
+def test_a_bridge_built_outside_the_loop_hears_the_dashboards_once_started(fakepbx_thread):
+    """`manage.py ami_bridge` builds its bridge before the event loop runs: presence starts with it."""
+    from supervision.bridge_host import build_bridge
+    from supervision.channel_layer import InMemoryChannelLayer
+    from tests.live_stack import wait_for
+
+    bridge = build_bridge(InMemoryChannelLayer(), host="127.0.0.1", port=fakepbx_thread.port, username="dashboard",
+                          secret="dashboard-demo")
+
+    async def run():
+        await bridge.start()
+        try:
+            await bridge.layer.send(PRESENCE_CHANNEL, {"type": "presence", "state": "here", "user_id": 7,
+                                                       "socket": "daphne.1!x", "role": "admin"})
+            await wait_for(lambda: bridge.presence.online(7))
+            assert bridge.presence.users_with_role("admin") == [7]
+        finally:
+            await bridge.stop()
+
+    asyncio.run(run())
