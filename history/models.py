@@ -81,3 +81,10 @@ class CallRecord(models.Model):
 
     def monitor_mode_list(self):
         return [mode for mode in self.monitor_modes.split(",") if mode]
+
+    def monitor_modes_text(self):
+        """The modes in the page's language, in the order used (`listen → barge`)."""
+        from supervision.models import Mode
+
+        words = dict(Mode.choices)
+        return " → ".join(str(words.get(mode, mode)) for mode in self.monitor_mode_list())
