@@ -39,7 +39,7 @@ run: $(STAMP)
 	@$(PY) -c "$$PORTS_FREE" $(AMI_PORT) $(HOST) $(PORT)
 	@case "$(PBX)" in sip|pjsip) ;; *) echo "PBX must be sip or pjsip"; exit 2;; esac
 	$(PY) manage.py migrate --noinput
-	$(PY) manage.py seed_demo $(if $(filter pjsip,$(PBX)),--pjsip)
+	$(PY) manage.py seed_demo --history $(if $(filter pjsip,$(PBX)),--pjsip)
 	@echo "Starting the simulated PBX ($(if $(filter pjsip,$(PBX)),Asterisk 22 PJSIP,Asterisk 20 chan_sip), demo call-centre day) on 127.0.0.1:$(AMI_PORT) and the dashboard on http://$(HOST):$(PORT)/"
 	@$(PY) manage.py fakepbx --host 127.0.0.1 --port $(AMI_PORT) --scenario demo --ring-seconds 6 --pickup-race random $(if $(filter pjsip,$(PBX)),--flavour asterisk22) & pbx=$$!; \
 	  trap 'kill $$pbx 2>/dev/null' EXIT INT TERM; \

@@ -238,3 +238,30 @@ def test_who_placed_the_call_and_the_other_party():
     # seen only after a login (no Newchannel): the call's first channel placed it
     assert placed_by_phone(Ended(channel(uniqueid="1.1", linkedid="1.1"), 10.0))
     assert not placed_by_phone(Ended(channel(), 10.0))
+
+
+def test_the_demo_history_is_seeded_once_the_same_every_time(demo_roster):
+    from history.demo import seed_demo_history
+
+    today = datetime.date(2026, 12, 1)  # a Tuesday: the five working days before it start on Tuesday 24th
+    added = seed_demo_history(demo_roster, today=today)
+    first = list(CallRecord.objects.order_by("uniqueid").values_list("uniqueid", "person__username", "other_number",
+                                                                     "direction", "talk_seconds"))
+    assert added == len(first) > 100
+    assert seed_demo_history(demo_roster, today=today) == 0  # history there already: nothing added
+    days = {call.ring_started_at.astimezone(timezone.get_current_timezone()).date() for call in CallRecord.objects.all()}
+    assert min(days) == datetime.date(2026, 11, 24) and max(days) == datetime.date(2026, 11, 30)
+    assert all(day.weekday() < 5 for day in days)
+    assert {p for _u, p, *_rest in first} >= {user.username for user in demo_roster.trainees}
+    assert {d for *_x, d, _t in first} == {"in", "out", "internal"}
+    # the calls listened to have their audit rows, by the trainee's curator
+    for record in CallRecord.objects.filter(monitored=True).select_related("person"):
+        [row] = MonitoringSession.objects.filter(target_uniqueid=record.uniqueid)
+        assert row.user == record.person.curator and row.modes == record.monitor_modes
+        assert record.ring_started_at < row.requested_at < record.ended_at
+
+    CallRecord.objects.all().delete()
+    MonitoringSession.objects.all().delete()
+    seed_demo_history(demo_roster, today=today)
+    assert list(CallRecord.objects.order_by("uniqueid").values_list(
+        "uniqueid", "person__username", "other_number", "direction", "talk_seconds")) == first

@@ -13,13 +13,24 @@ class Command(BaseCommand):
             "--reset-passwords", action="store_true", help="Set the demo passwords again on existing demo users."
         )
         parser.add_argument(
+            "--history", action="store_true",
+            help="Also a few past working days of call history (with some calls listened to, and their audit "
+                 "rows) for the demo people, while the history is empty (`make run` does this).",
+        )
+        parser.add_argument(
             "--pjsip", action="store_true",
             help="PJSIP phones reached through Local/<ext>@dashboard-phones (converts the demo SIP phones); "
                  "without it the demo phones are chan_sip ones again.",
         )
 
-    def handle(self, *args, reset_passwords=False, pjsip=False, **options):
+    def handle(self, *args, reset_passwords=False, pjsip=False, history=False, **options):
         roster = seed_demo_roster(reset_passwords=reset_passwords, pjsip=pjsip)
+        if history:
+            from history.demo import seed_demo_history
+
+            calls = seed_demo_history(roster)
+            self.stdout.write(f"Call history: {calls} past calls added" if calls else
+                              "Call history: already there, left as it is")
         if roster.created:
             self.stdout.write(self.style.SUCCESS(f"Created demo users: {', '.join(roster.created)}"))
         if len(roster.created) < len(roster.users):
