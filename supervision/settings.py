@@ -177,6 +177,7 @@ INSTALLED_APPS = [
     "history.apps.HistoryConfig",
     "helprequests.apps.HelpRequestsConfig",
     "coaching.apps.CoachingConfig",
+    "progress.apps.ProgressConfig",
 ]
 
 MIDDLEWARE = [

@@ -11,6 +11,7 @@ urlpatterns = [
     path("library/", library_views.library, name="library"),
     path("history/", include("history.urls")),
     path("coaching/", include("coaching.urls")),
+    path("progress/", include("progress.urls")),
     path("login/", auth_views.LoginView.as_view(template_name="registration/login.html"), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("healthz", views.healthz, name="healthz"),
