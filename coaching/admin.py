@@ -4,15 +4,22 @@ Who may edit a scorecard here is coaching.policy's answer (admins: every scoreca
 model permissions of the admin's groups: the same rule as the curators' scorecards page."""
 
 from django.contrib import admin
+from django.forms.models import BaseInlineFormSet
 from django.utils.translation import gettext_lazy as _
 
+from accounts.admin import LabelledRows
 from accounts.admin_titles import SentenceTitles
 from coaching import policy
 from coaching.models import Acknowledgement, CoachingNote, Criterion, Evaluation, EvaluationScore, Scorecard
 
 
+class LabelledCriteria(LabelledRows, BaseInlineFormSet):
+    pass
+
+
 class CriterionInline(admin.TabularInline):
     model = Criterion
+    formset = LabelledCriteria
     extra = 1
     fields = ["position", "name", "description", "weight", "critical"]
 
