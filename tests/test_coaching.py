@@ -437,3 +437,50 @@ def test_unassigned_roles_never_reach_the_grading_form(client, people, scorecard
     client.force_login(user)
     page = client.get(reverse("coaching:call", args=[people["ivanov"].pk, CALL]))
     assert page.status_code == 403
+
+
+# --- the call history's call page -----------------------------------------------------------------
+
+
+def history_call(trainee, uniqueid=CALL):
+    from django.utils import timezone
+
+    from history.models import CallRecord
+
+    now = timezone.now()
+    return CallRecord.objects.create(uniqueid=uniqueid, person=trainee, person_label=str(trainee), direction="in",
+                                     ring_started_at=now, answered_at=now, ended_at=now, talk_seconds=60)
+
+
+def test_the_history_call_page_carries_the_coaching_section_and_grades_there(client, scorecard, people):
+    record = history_call(people["ivanov"])
+    url = reverse("history:call", args=[record.pk])
+    client.force_login(people["petrova"])
+    page = client.get(url).content.decode()
+    assert 'id="coaching"' in page and "Grade with “Inbound call quality”" in page
+    form = {f"score_{k}": "5" for k in all_scores(scorecard, 5)} | {"scorecard": scorecard.pk, "next": url}
+    answer = client.post(reverse("coaching:evaluate", args=[people["ivanov"].pk, CALL]), form)
+    assert answer["Location"] == url
+    client.post(reverse("coaching:note", args=[people["ivanov"].pk, CALL]), {"offset": "1:05", "text": "Nice close", "next": url})
+    assert CoachingNote.objects.get().offset_seconds == 65
+    # Lists and the live panel link to the history's page once the call is there.
+    client.force_login(people["ivanov"])
+    index = client.get(reverse("coaching:index")).content.decode()
+    assert f'href="{url}"' in index
+    page = client.get(url).content.decode()
+    assert "100.0%" in page and "1:05" in page and 'class="ack-form"' in page
+    # The history's own "evaluated" filter finds it.
+    client.force_login(people["petrova"])
+    listed = client.get(reverse("history:list"), {"evaluated": "yes"}).content.decode()
+    assert f'href="{url}"' in listed or f"/history/call/{record.pk}/" in listed
+
+
+def test_a_note_from_the_history_page_with_a_bad_moment_keeps_the_text(client, people):
+    record = history_call(people["ivanov"])
+    url = reverse("history:call", args=[record.pk])
+    client.force_login(people["petrova"])
+    answer = client.post(reverse("coaching:note", args=[people["ivanov"].pk, CALL]),
+                         {"offset": "1:75", "text": "Keep this text", "next": url}, follow=True)
+    page = answer.content.decode()
+    assert "Give the moment as m:ss" in page and "Keep this text" in page and 'value="1:75"' in page
+    assert not CoachingNote.objects.exists()

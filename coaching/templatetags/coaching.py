@@ -64,7 +64,7 @@ def coaching_call_section(context, trainee, call_uniqueid, heading_level=2):
         for version in data.versions:
             version.correction_form = corrections.get(version.pk)
     return {
-        "coaching": data, "grade_forms": grade_forms, "restored": restored,
+        "coaching": data, "grade_forms": grade_forms, "restored": restored, "messages": context.get("messages"),
         "next": request.get_full_path(), "csrf_token": get_token(request), "h": heading_level,
         "h_sub": heading_level + 1,
         "evaluate_url": reverse("coaching:evaluate", args=[trainee.pk, call_uniqueid]) if data else "",
