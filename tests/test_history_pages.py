@@ -265,3 +265,16 @@ def test_the_demo_history_is_seeded_once_the_same_every_time(demo_roster):
     seed_demo_history(demo_roster, today=today)
     assert list(CallRecord.objects.order_by("uniqueid").values_list(
         "uniqueid", "person__username", "other_number", "direction", "talk_seconds")) == first
+
+
+def test_seed_demo_with_history_says_what_it_did(fast_password_hashing):
+    from django.core.management import call_command
+
+    first, again = io.StringIO(), io.StringIO()
+    call_command("seed_demo", "--history", stdout=first)
+    call_command("seed_demo", "--history", stdout=again)
+
+    added = CallRecord.objects.count()
+    assert f"Call history: {added} past calls added" in first.getvalue() and added > 100
+    assert "Call history: already there, left as it is" in again.getvalue()
+    assert CallRecord.objects.count() == added
