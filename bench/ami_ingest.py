@@ -7,8 +7,12 @@ repeated to a few MB, fed in 4 KiB chunks as a socket would deliver it, to:
   (a) our Parser alone,
   (b) our Parser + Board.apply on every message,
   (c) panoramisk 1.4's AMIProtocol.data_received (its own split + Message.from_line path),
-  (d) a bare split loop, the floor any pure-Python parser is measured against.
-Best of `--rounds` runs each, the rounds interleaved. Targets: (a) >= 3x (c); (b) >= 100,000 messages/s.
+  (d) a bare split loop, the floor any pure-Python parser is measured against,
+  (e) (b) plus the call history's part in the event loop (history.recorder: its board readers on
+      Newchannel and Hangup, which note the board's clock and queue a copy of each ended roster
+      call; every phone of the captures is in the roster), dispatched the way the bridge does.
+Best of `--rounds` runs each, the rounds interleaved. Targets: (a) >= 3x (c); (b) >= 100,000 messages/s;
+(e) within 10% of (b).
 """
 
 import argparse
@@ -59,6 +63,55 @@ def run_parser_and_board(chunks):
         for message in parser.feed(chunk):
             apply(message)
             count += 1
+    return count
+
+
+ROSTER_RESOURCES = ("104", "105", "106", "107", "108", "1050")
+
+
+class _BenchBridge:
+    """What the recorder reads of a bridge; the writer's tasks never start (no event loop here:
+    what the benchmark measures is the part in the loop)."""
+
+    name = "bench"
+    layer = None
+
+    def __init__(self, board):
+        self.board = board
+        self.board_readers = {}
+
+    def add_board_reader(self, event, reader):
+        self.board_readers.setdefault(event, []).append(reader)
+
+
+def run_parser_board_and_history(chunks):
+    from history.calls import Roster, RosterPhone
+    from history.recorder import CallRecorder
+
+    parser = Parser()
+    board = Board(now=lambda: 0.0)
+    bridge = _BenchBridge(board)
+    recorder = CallRecorder(bridge, delay=2.0, interval=1.0)
+    recorder._tasks = [None]  # as if the writer were running
+    phones = {f"{technology}/{resource}": RosterPhone(index, index, resource, resource)
+              for index, (technology, resource) in enumerate(
+                  (t, r) for t in ("SIP", "PJSIP") for r in ROSTER_RESOURCES)}
+    recorder.roster = Roster(phones, frozenset(ROSTER_RESOURCES))
+    recorder.devices = recorder.roster.devices
+    bridge.add_board_reader("Newchannel", recorder.on_newchannel)
+    bridge.add_board_reader("Hangup", recorder.on_hangup)
+    readers_of = bridge.board_readers.get
+    apply = board.apply
+    count = 0
+    for chunk in chunks:
+        for message in parser.feed(chunk):
+            readers = readers_of(message.event)
+            if readers is not None:
+                for reader in readers:
+                    reader(message)
+            apply(message)
+            count += 1
+    run_parser_board_and_history.queued = len(recorder.pending)
     return count
 
 
@@ -133,6 +186,10 @@ def main():
     options.add_argument("--rounds", type=int, default=15)
     args = options.parse_args()
     logging.disable(logging.CRITICAL)  # panoramisk logs every message at debug level
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "supervision.settings")
+    import django
+
+    django.setup()  # (e): the recorder's module loads the history models
 
     stream = build_stream(args.megabytes)
     chunks = chunks_of(stream)
@@ -144,6 +201,7 @@ def main():
         "(b) Parser + Board.apply": run_parser_and_board,
         "(c) panoramisk 1.4 AMIProtocol": run_panoramisk,
         "(d) bare split loop": run_bare_split,
+        "(e) Parser + Board + history": run_parser_board_and_history,
     }
     measured = best_rates(list(paths.values()), chunks, args.rounds)
     results = {}
@@ -151,13 +209,17 @@ def main():
         count, rate = measured[function]
         results[label] = rate
         print(f"{label:34} {count:>8} messages  {rate:>12,.0f} messages/s")
-    parser, board, panoramisk, bare = results.values()
+    parser, board, panoramisk, bare, history = results.values()
     print()
     verdict = "ok" if parser >= 3 * panoramisk else "BELOW TARGET"
     print(f"Parser / panoramisk       {parser / panoramisk:5.2f}x   (target >= 3x: {verdict})")
     print(f"Parser / bare split       {parser / bare:5.2f}x")
     verdict = "ok" if board >= 100_000 else "BELOW TARGET"
     print(f"Parser + Board.apply      {board:,.0f} messages/s   (target >= 100,000/s: {verdict})")
+    cost = 1 - history / board
+    verdict = "ok" if cost <= 0.10 else "BELOW TARGET"
+    print(f"+ call history in loop    {history:,.0f} messages/s, {cost:+.1%} slower than parse + board "
+          f"(target <= 10%: {verdict}; {run_parser_board_and_history.queued} calls queued per pass)")
 
 
 if __name__ == "__main__":
