@@ -88,7 +88,8 @@ def bar_chart(items, *, label_every=1, number=None):
             x=round(LEFT + index * slot + slot * 0.15, 2), y=round(TOP + plot_height - height, 2),
             width=round(slot * 0.7, 2), height=round(height, 2), label=label, value=_number(value or 0),
             words=number(value or 0),
-            axis_label=axis_label if index % label_every == 0 or index == len(items) - 1 else "",
+            # Counted from the newest, so the last bar (today) is always named.
+            axis_label=axis_label if (len(items) - 1 - index) % label_every == 0 else "",
         ))
     ticks = [Tick(round(TOP + plot_height - plot_height * fraction, 2), number(top * fraction))
              for fraction in (0, 0.5, 1)]

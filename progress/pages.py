@@ -23,9 +23,11 @@ TEAM_COLUMNS = [
     ("last_evaluated", pgettext_lazy("progress", "Last evaluated"), ""),
 ]
 
+MIN_SCORE_SPAN_DAYS = 14
+
 ATTENTION_WORDS = {
     "open_help": gettext_lazy("has an open help request"),
-    "below_standard": gettext_lazy("results below standard"),
+    "below_standard": gettext_lazy("half the grades or more below standard"),
     "not_evaluated": gettext_lazy("no evaluation in 30 days"),
     "asks_often": gettext_lazy("asks for help often"),
     "not_monitored": gettext_lazy("not listened to in 30 days"),
@@ -95,8 +97,11 @@ def trainee_page(progress):
          "chart": charts.bar_chart([(_("week of %(day)s") % {"day": full_date(monday)}, figures.calls,
                                      axis_date(monday)) for monday, figures in weeks], label_every=2, number=number)},
     ]
+    # The time axis spans the evaluations shown (at least two weeks), not the whole window: a
+    # trainee graded only lately would otherwise have his dots squeezed into the right edge.
     now = timezone.now()
-    start = now - datetime.timedelta(days=stats.SCORE_DAYS)
+    first = min((point.when for point in progress.results), default=now)
+    start = min(first, now - datetime.timedelta(days=MIN_SCORE_SPAN_DAYS))
     latest = progress.latest_evaluations[0] if progress.latest_evaluations else None
     guides = (latest.pass_threshold, latest.good_threshold) if latest is not None else ()
     score_charts = []
