@@ -148,3 +148,29 @@ def test_the_sound_is_off_until_turned_on_and_the_choice_is_remembered(dashboard
     expect(trainee.locator("#link-state[data-state=up]")).to_be_visible()
     expect(trainee.get_by_role("checkbox", name="Sound for help requests")).to_have_count(0)  # trainees ask, not answer
     trainee.context.close()
+
+
+@pytest.mark.parametrize("language", ["en-US", "ru-RU"])
+def test_the_admins_list_of_help_requests_passes_axe(daphne_server, pbx_thread, browser_page, language):
+    trainee = new_page(browser_page)
+    log_in(trainee, daphne_server.url, "ivanov", "demo-ivanov")
+    pbx_thread.call(lambda pbx: pbx.inbound_call("SIP/101", caller_num="5550199"))
+    trainee.get_by_role("button", name="I need help").click()
+    expect(trainee.get_by_role("button", name="Cancel help request")).to_be_visible()
+    trainee.get_by_role("button", name="Cancel help request").click()
+    expect(trainee.locator("#help-mine")).to_have_text("You cancelled your help request.")
+    trainee.context.close()
+
+    admin = new_page(browser_page, 390, 844, language=language)
+    log_in(admin, daphne_server.url, "admin", "demo-admin")
+    for width in (1440, 390):
+        admin.set_viewport_size({"width": width, "height": 900})
+        admin.goto(daphne_server.url + "/admin/helprequests/helprequest/")
+        expect(admin.locator("#result_list tbody tr")).to_have_count(1)
+        found = fatal_violations(admin)
+        assert not found, describe(found)
+        admin.locator("#result_list tbody tr a").first.click()
+        expect(admin.locator("body.change-form")).to_be_visible()
+        found = fatal_violations(admin)
+        assert not found, describe(found)
+    admin.context.close()
