@@ -145,6 +145,7 @@ async def test_calls_still_queued_are_written_when_the_bridge_stops(driver, driv
     people, _phones = driver_roster
     recorder = driver_bridge.call_recorder
     recorder.delay = 3600.0  # nothing becomes due by itself during the test
+    await until(lambda: recorder.devices is not None)  # before it, every channel's end is kept (trunks too)
     names = []
     for resource in ("105", "106"):
         name = await driver_pbx.inbound_call(device(driver, resource), caller_num="5557004")
