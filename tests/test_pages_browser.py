@@ -8,7 +8,8 @@ One dashboard (real daphne, embedded bridge, simulated PBX in a thread) serves t
 `SAVE_SCREENSHOTS=1` writes the pictures of docs/screenshots/ (viewport only, both sizes and
 languages) while the pages are checked.
 
-There is no history page yet; the pages that exist are all here.
+The call history pages are checked the same way in tests/test_history_browser.py (with the demo's
+past days seeded); every other page is here.
 """
 
 import os
