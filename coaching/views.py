@@ -165,6 +165,9 @@ def call(request, trainee_id, call_uniqueid):
     data = service.call_coaching(request.user, trainee, call_uniqueid)
     if data is None:
         raise PermissionDenied(_("%(name)s is not in your team.") % {"name": trainee})
+    page = service.call_page_url(trainee.pk, call_uniqueid)
+    if page != request.path:
+        return redirect(page)  # the call has ended and is in the history now: its page there
     return render(request, "coaching/call.html", {"coaching": data, "trainee": trainee,
                                                   "call_uniqueid": call_uniqueid})
 

@@ -484,3 +484,12 @@ def test_a_note_from_the_history_page_with_a_bad_moment_keeps_the_text(client, p
     page = answer.content.decode()
     assert "Give the moment as m:ss" in page and "Keep this text" in page and 'value="1:75"' in page
     assert not CoachingNote.objects.exists()
+
+
+def test_the_coaching_call_page_sends_to_the_history_once_the_call_is_there(client, people):
+    client.force_login(people["petrova"])
+    url = reverse("coaching:call", args=[people["ivanov"].pk, CALL])
+    assert client.get(url).status_code == 200
+    record = history_call(people["ivanov"])
+    answer = client.get(url)
+    assert answer.status_code == 302 and answer["Location"] == reverse("history:call", args=[record.pk])

@@ -48,5 +48,7 @@ class Command(BaseCommand):
             self.stdout.write(f"{username:<12} {password:<18} {user.role:<8} {extension.device:<8} {curator}")
         recording = roster.recording
         self.stdout.write(f"Training library: “{recording.title}” ({recording.path}), shared with {recording.sharing}")
+        scorecard = roster.scorecard
+        self.stdout.write(f"Scorecard: “{scorecard.name}” ({scorecard.criteria.count()} criteria), for every curator")
         if not reset_passwords and len(roster.created) < len(roster.users):
             self.stdout.write("Existing users keep their password; --reset-passwords sets the demo ones again.")
