@@ -136,7 +136,8 @@ class Why:
             return (self.code, self.args) == (other.code, other.args)
         return str(self) == other  # words compare with words
 
-    __hash__ = None
+    def __hash__(self):  # a Decision (a frozen dataclass) holding one stays hashable
+        return hash((self.code, repr(sorted(self.args.items(), key=lambda item: item[0]))))
 
     def __getitem__(self, item):  # `words[:255]` where plain text was sliced
         return str(self)[item]
