@@ -464,7 +464,7 @@ class DashboardConsumer(CommandSocket):
             await self.channel_layer.send(PRESENCE_CHANNEL, {"type": "presence", "state": state, "user_id": self.user.pk,
                                                              "socket": self.channel_name, "role": self.user.role})
         except Exception:  # noqa: BLE001 - ChannelFull, or the layer is away: the next heartbeat says it again
-            logger.info("dashboard of user %s could not tell the bridge it is %s", self.user.pk, state)
+            logger.debug("dashboard of user %s could not tell the bridge it is %s", self.user.pk, state)
 
     async def _watch_bridge(self):
         """A bridge that went silent is gone: say so and ask for a snapshot until one answers."""
