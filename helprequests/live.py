@@ -245,6 +245,15 @@ class HelpDesk:
                 continue
             await self._end(req, EndReason.JOINED, responder=(person_id, name), mode=mode or "", at=at)
 
+    async def on_switched(self, live):
+        """A spying session switched mode by the keypad (supervision.monitoring): the board shows
+        that only with the AMI `dtmf` read class, so the switch itself is an answer too."""
+        req = self.by_channel.get(live.target_channel)
+        if req is None or (live.user_id != req.curator_id and self.presence.role(live.user_id) != Role.ADMIN):
+            return
+        req.seen.add((None, live.mode))  # whatever the board shows later, this answer counted
+        await self._end(req, EndReason.JOINED, responder=(live.user_id, live.user_name), mode=live.mode)
+
     async def on_resync(self, items):
         """After a login: a request whose call the PBX no longer lists ended with it; without the
         list nothing can be said, and the requests end `interrupted`."""
@@ -341,6 +350,9 @@ def install(bridge):
     bridge.add_resync_listener(desk.on_resync)
     bridge.add_session_reporter(desk.sessions_of)
     presence.on_change(desk.on_presence)
+    spy_monitor = getattr(bridge, "spy_monitor", None)
+    if spy_monitor is not None:
+        spy_monitor.switch_listeners.append(desk.on_switched)
     bridge.help_desk = desk
     try:
         loop = asyncio.get_running_loop()

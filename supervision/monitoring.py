@@ -183,6 +183,9 @@ class SpyMonitor(presses.EventFollower):
         # next login's CoreShowChannels (the PBX may have kept the call, or restarted without it)
         self.held = {}
         self.startup = None  # the read of those rows (a task in the loop), awaited before the first login's look
+        # `await fn(live)` after a keypad switch of a spying session: the board sees that one only
+        # with the AMI `dtmf` read class (DTMFEnd), so who needs it hears it from here.
+        self.switch_listeners = []
 
     # --- entry points -----------------------------------------------------------------------------
 
@@ -251,6 +254,7 @@ class SpyMonitor(presses.EventFollower):
             await self._status(request.user_id, live.state, "switched", doing(mode, live.target_name), live)
             if live.state == Outcome.SPYING:
                 await self._notify_monitored(live, active=True)
+                await self._tell_switched(live)
             return
         # Without ChanSpy's `d` the mode cannot change in place: end this session, start another
         # (not while the PBX keeps the first one: the user would be left with two).
@@ -259,6 +263,13 @@ class SpyMonitor(presses.EventFollower):
             return
         await self._finish(live, Outcome.ENDED, Why("switched", mode=mode))
         await self._start(request, live.target_id, mode)
+
+    async def _tell_switched(self, live):
+        for listener in self.switch_listeners:
+            try:
+                await listener(live)
+            except Exception:  # noqa: BLE001 - a listener's bug must not fail the switch
+                logger.exception("%s: switch listener %r failed", self.bridge.name, listener)
 
     # --- a new session ------------------------------------------------------------------------------
 

@@ -14,7 +14,7 @@ from helprequests.models import Audience, EndReason, HelpRequest
 from supervision import consumers, presence
 from supervision.bridge import BRIDGE_CHANNEL
 from supervision.presence import PRESENCE_CHANNEL
-from tests.live_stack import Inbox, press, until
+from tests.live_stack import Inbox, press, roster, until  # noqa: F401
 from tests.pbx_drivers import device, driver, driver_bridge, driver_pbx, driver_roster  # noqa: F401
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(90)]
@@ -281,3 +281,49 @@ def test_a_bridge_built_outside_the_loop_hears_the_dashboards_once_started(fakep
             await bridge.stop()
 
     asyncio.run(run())
+
+
+NO_DTMF_CONF = """
+[general]
+enabled = yes
+
+[dashboard]
+secret = dashboard-demo
+permit = 127.0.0.1/255.255.255.255
+read = system,call,reporting
+write = system,call,originate,reporting
+"""
+
+
+async def test_a_keypad_switch_answers_even_when_the_board_cannot_see_it(tmp_path, roster):
+    """Without the AMI `dtmf` read class the board never learns of a keypad switch (no DTMFEnd):
+    the spy module's word that the switch went through is the answer."""
+    from fakepbx import FakePBX
+    from tests.conftest import FAKEPBX_FAST, FAKEPBX_PHONES
+    from tests.live_stack import started_bridge
+
+    people, phones = roster
+    conf = tmp_path / "manager.conf"
+    conf.write_text(NO_DTMF_CONF)
+    pbx = FakePBX(port=0, manager_conf=str(conf), **FAKEPBX_FAST)
+    for phone in FAKEPBX_PHONES:
+        pbx.set_phone(phone, "answer", ring_seconds=0)
+    await pbx.start()
+    try:
+        async with started_bridge(pbx) as bridge:
+            anna, curator = people["anna"], people["petrova"]
+            await online(bridge, curator)
+            agent = await call_of(bridge, pbx, "SIP/105")
+            inbox = await Inbox(bridge.layer, curator.pk).open()
+            await press(bridge, curator, {"type": "spy", "target": phones["anna"].pk, "mode": "listen"})
+            live = await inbox.next(type="spy.status", state="spying")
+            await press(bridge, anna, RAISE)
+            await inbox.next(type="help", state="open")
+
+            await press(bridge, curator, {"type": "spy.switch", "session": live["session"], "mode": "whisper"})
+
+            ended = await inbox.next(type="help", state="joined")
+            assert (ended["mode"], ended["responder"]) == ("whisper", curator.pk)
+            assert bridge.board.channel(agent)["watchers"] == [{"device": "SIP/104", "mode": "listen"}]  # unseen
+    finally:
+        await pbx.stop()
