@@ -297,8 +297,14 @@ class HelpDesk:
     # --- who is online ------------------------------------------------------------------------------
 
     async def on_presence(self, user_id, online):
-        """A curator whose last dashboard closed hands his trainees' open requests to the admins."""
+        """A curator whose last dashboard closed hands his trainees' open requests to the admins;
+        someone who can help coming online is news for the trainee waiting (his page says who
+        has been told). The newcomer's own page is shown the requests after its snapshot."""
         if online:
+            role = self.presence.role(user_id)
+            for req in list(self.open.values()):
+                if user_id == req.curator_id or (req.escalated and role == Role.ADMIN):
+                    await self.bridge.notify_user(req.trainee_id, self._message(req))
             return
         for req in list(self.open.values()):
             if req.curator_id != user_id or req.escalated:

@@ -196,8 +196,10 @@ async def test_with_the_curator_offline_the_admins_see_it(driver_bridge, driver_
     [row] = await help_rows()
     assert row["audience"] == Audience.ADMINS and row["escalated_at"] is not None
 
-    # The curator opens his dashboard later: it is shown the open request after its snapshot.
+    # The curator opens his dashboard later: it is shown the open request after its snapshot, and
+    # the trainee's page learns that his curator has it now.
     await online(bridge, curator)
+    assert (await anna_inbox.next(type="help", state="open"))["notified"] == "curator"
     reply = await bridge.layer.new_channel()
     await bridge.layer.send(BRIDGE_CHANNEL, {"type": "bridge.sessions", "user_id": curator.pk, "reply_to": reply})
     late = (await bridge.layer.receive(reply))["message"]
