@@ -130,3 +130,20 @@ def test_the_team_table_sorts_by_the_heading_chosen(site, browser):
         expect(page.locator("#team tbody tr").last).to_have_attribute("data-trainee", "sokolov")
     finally:
         visit.context.close()
+
+
+@pytest.mark.parametrize("language, viewport", [("en", WIDE), ("ru", NARROW)], ids=["en-1440", "ru-390"])
+def test_an_admin_sees_every_trainee_and_can_narrow_to_one_team(site, browser, language, viewport):
+    visit = Visit(browser, site, "admin", language, viewport)
+    try:
+        page = visit.page
+        visit.open("/progress/")
+        expect(page.locator("#team tbody tr")).to_have_count(5)  # the demo's five trainees
+        visit.check("team-admin")
+        page.locator("#id_curator").select_option(label="Igor Smirnov")
+        page.locator("form.filters button[type=submit]").click()
+        expect(page.locator("#team tbody tr")).to_have_count(2)
+        expect(page.locator("#team tbody tr[data-trainee=popova]")).to_have_count(1)
+        visit.check("team-admin-one-curator")
+    finally:
+        visit.context.close()
