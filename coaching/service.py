@@ -161,6 +161,9 @@ def acknowledge(user, item, *, comment="", disputed=False):
     decision = policy.may_acknowledge(user, item)
     if not decision:
         raise _denied(decision)
+    if isinstance(item, Evaluation) and Evaluation.objects.filter(replaces=item).exists():
+        raise CoachingError(_("That grade has been corrected: acknowledge the newest version."), status=409,
+                            code="corrected")
     comment = _text(comment, _("The comment is text."))
     target = {"evaluation": item} if isinstance(item, Evaluation) else {"note": item}
     try:

@@ -493,3 +493,14 @@ def test_the_coaching_call_page_sends_to_the_history_once_the_call_is_there(clie
     record = history_call(people["ivanov"])
     answer = client.get(url)
     assert answer.status_code == 302 and answer["Location"] == reverse("history:call", args=[record.pk])
+
+
+def test_a_corrected_grade_is_not_acknowledged_the_newest_is(client, scorecard, people):
+    first = grade(scorecard, people["ivanov"], people["petrova"])
+    second = grade(scorecard, people["ivanov"], people["petrova"], value=5, replaces=first)
+    client.force_login(people["ivanov"])
+    answer = client.post(reverse("coaching:acknowledge", args=["evaluation", first.pk]), follow=True)
+    assert "acknowledge the newest version" in answer.content.decode()
+    assert not Acknowledgement.objects.exists()
+    client.post(reverse("coaching:acknowledge", args=["evaluation", second.pk]))
+    assert Acknowledgement.objects.get().evaluation == second
