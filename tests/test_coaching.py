@@ -504,3 +504,16 @@ def test_a_corrected_grade_is_not_acknowledged_the_newest_is(client, scorecard, 
     assert not Acknowledgement.objects.exists()
     client.post(reverse("coaching:acknowledge", args=["evaluation", second.pk]))
     assert Acknowledgement.objects.get().evaluation == second
+
+
+def test_the_live_panel_is_offered_to_graders_only_and_only_on_their_trainees(client, people):
+    client.force_login(people["petrova"])
+    assert 'id="coaching-config"' in client.get(reverse("dashboard")).content.decode()
+    client.force_login(people["ivanov"])
+    assert 'id="coaching-config"' not in client.get(reverse("dashboard")).content.decode()
+    # An admin listening to a curator reads the call's coaching but is not offered to grade it.
+    client.force_login(people["admin"])
+    known = client.get(reverse("coaching:api_call"), {"trainee": people["petrova"].pk, "call": CALL}).json()
+    assert known["ok"] and known["can_grade"] is False
+    known = client.get(reverse("coaching:api_call"), {"trainee": people["ivanov"].pk, "call": CALL}).json()
+    assert known["can_grade"] is True
