@@ -235,7 +235,8 @@ def call_coaching(viewer, trainee, call_uniqueid):
 def evaluation_json(evaluation):
     return {
         "id": evaluation.pk, "version": evaluation.version, "replaces": evaluation.replaces_id,
-        "scorecard": evaluation.scorecard_name, "percent": str(evaluation.percent), "band": evaluation.band,
+        "scorecard": evaluation.scorecard_name, "scorecard_id": evaluation.scorecard_id,
+        "percent": str(evaluation.percent), "band": evaluation.band,
         "band_label": str(evaluation.get_band_display()), "critical_failed": evaluation.critical_failed,
         "evaluator": evaluation.evaluator_label, "comment": evaluation.comment,
         "created_at": evaluation.created_at.isoformat(),

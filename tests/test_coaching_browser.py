@@ -80,6 +80,17 @@ def test_a_curator_grades_a_live_call_and_the_trainee_acknowledges(dashboard_ser
         "Graded 64.0% (Below standard) as version 2. · failed on a critical criterion")
     expect(panel.locator(".cp-grade .cp-status")).to_have_attribute("data-band", "fail")
 
+    # A reloaded page (still listening) opens the panel on the grade given, ready for a correction.
+    page.reload()
+    panel = page.locator(TRAINEE_CARD).locator(".coaching-panel")
+    expect(panel.locator(".cp-grade .cp-status")).to_have_text(
+        "Graded already: 64.0% (Below standard), version 2. · failed on a critical criterion")
+    verifies = panel.locator("fieldset", has=page.locator("legend", has_text="Verifies the customer"))
+    expect(verifies.get_by_label("0", exact=True)).to_be_checked()
+    expect(panel.get_by_label("Comment")).to_have_value("Friendly, but slow to verify.")
+    expect(panel.locator(".cp-notes li")).to_contain_text(f"{offset} — ask for the contract number first")
+    expect(panel.get_by_role("button", name="Submit correction")).to_be_visible()
+
     # The trainee, on his own page: both versions and the note, and he acknowledges the grade.
     page.context.clear_cookies()
     log_in(page, dashboard_server, "ivanov", "demo-ivanov")

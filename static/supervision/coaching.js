@@ -157,7 +157,7 @@
     const current = known.evaluations.find((evaluation) => evaluation.id === known.current);
     if (current) {
       graded(panel, current, fmt(L.already, { percent: current.percent, band: current.band_label, version: current.version }));
-      const card = cards.find((c) => c.name === current.scorecard);
+      const card = cards.find((c) => c.id === current.scorecard_id);
       if (card) {
         select.value = String(card.id);
         drawCriteria(panel, Object.fromEntries(current.scores.map((s) => [s.criterion, s.score])));
