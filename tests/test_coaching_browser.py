@@ -9,7 +9,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser_stack import log_in
+from tests.browser_stack import log_in, running_dashboard
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(180)]
 
@@ -34,7 +34,8 @@ def test_a_curator_grades_a_live_call_and_the_trainee_acknowledges(dashboard_ser
     log_in(page, dashboard_server, "petrova", "demo-petrova")
     expect(page.locator("#link-state")).to_have_attribute("data-state", "up")
     pbx_thread.call(lambda pbx: pbx.set_phone("SIP/201", "answer", ring_seconds=0))
-    pbx_thread.call(lambda pbx: pbx.inbound_call("SIP/101", caller_num="5550199"))
+    agent = pbx_thread.call(lambda pbx: pbx.inbound_call("SIP/101", caller_num="5550199"))
+    uniqueid = pbx_thread.call(lambda pbx: pbx.switch.find(agent).uniqueid)
     card = page.locator(TRAINEE_CARD)
     expect(card).to_have_attribute("data-state", "in_call")
     # No panel while she is not on the call.
@@ -44,6 +45,7 @@ def test_a_curator_grades_a_live_call_and_the_trainee_acknowledges(dashboard_ser
     expect(card.locator(".status")).to_contain_text("Listening to Dmitry Ivanov")
     panel = card.locator(".coaching-panel")
     expect(panel.get_by_role("heading", name="Grading Dmitry Ivanov's call")).to_be_visible()
+    expect(panel).to_have_attribute("data-call", uniqueid)  # the trainee's channel: the call's id everywhere
     expect(panel.get_by_label("Scorecard")).to_have_value(re.compile(r"\d+"))
     expect(panel.locator("fieldset")).to_have_count(len(CRITERIA))
 
@@ -122,3 +124,39 @@ def test_a_curator_grades_a_live_call_and_the_trainee_acknowledges(dashboard_ser
     expect(page.locator("table.evaluations tbody")).to_contain_text("No evaluations match.")
     page.goto(dashboard_server + "/coaching/")
     expect(page.locator("table.evaluations tbody tr[data-ack=acknowledged]")).to_have_count(1)
+
+
+@pytest.fixture
+def asterisk22_thread():
+    """The simulated Asterisk 22 (PJSIP phones reached through Local/<ext>@dashboard-phones)."""
+    from fakepbx import FakePBXThread
+
+    with FakePBXThread(port=0, flavour="asterisk22") as pbx:
+        for resource in ("201", "101"):
+            pbx.call(lambda p, r=resource: p.set_phone(f"PJSIP/{r}", "autoanswer", ring_seconds=0.5))
+        yield pbx
+
+
+def test_on_asterisk_22_a_whispering_curator_grades_the_trainees_own_leg(tmp_path, server_database,
+                                                                         asterisk22_thread, browser_page):
+    """PJSIP: the curator's spy runs on a Local ;1 leg and her phone's own leg is bridged with the ;2;
+    the board still names her phone among the call's watchers, so the panel opens, and the call is
+    the trainee's PJSIP channel."""
+    with running_dashboard(tmp_path, server_database, asterisk22_thread, seed_options=("--pjsip",)) as server:
+        page = browser_page
+        log_in(page, server.url, "petrova", "demo-petrova")
+        expect(page.locator("#link-state")).to_have_attribute("data-state", "up")
+        agent = asterisk22_thread.call(lambda pbx: pbx.inbound_call("PJSIP/101", caller_num="5550199"))
+        uniqueid = asterisk22_thread.call(lambda pbx: pbx.switch.find(agent).uniqueid)
+        card = page.locator(TRAINEE_CARD)
+        expect(card).to_have_attribute("data-state", "in_call")
+        card.locator("button[data-mode=whisper]").click()
+        expect(card.locator(".status")).to_contain_text("Whispering to Dmitry Ivanov")
+        panel = card.locator(".coaching-panel")
+        expect(panel).to_have_attribute("data-call", uniqueid)
+        for criterion in CRITERIA:
+            score(panel, criterion, 5)
+        panel.get_by_role("button", name="Submit grade").click()
+        expect(panel.locator(".cp-grade .cp-status")).to_have_text("Graded 100.0% (Good) as version 1.")
+        # Her own phone's card (the spying legs) never gets a panel.
+        expect(page.locator("article.card.own .coaching-panel")).to_have_count(0)
