@@ -184,6 +184,11 @@ class Evaluation(models.Model):
         verbose_name = _("evaluation")
         verbose_name_plural = _("evaluations")
         indexes = [models.Index(fields=["trainee", "call_uniqueid"])]
+        # One line of versions per call: two first grades (or two corrections of the same version)
+        # submitted at the same moment cannot both be stored.
+        constraints = [
+            models.UniqueConstraint(fields=["trainee", "call_uniqueid", "version"], name="one_grade_per_call_version"),
+        ]
 
     def __str__(self):
         return f"{self.trainee} · {self.call_uniqueid} · v{self.version} · {self.percent}%"
@@ -206,6 +211,8 @@ class Evaluation(models.Model):
         result = scoring.evaluate(scorecard.scoring_criteria(criteria), scores, scale_max=scorecard.scale_max,
                                   pass_threshold=scorecard.pass_threshold, good_threshold=scorecard.good_threshold)
         version = 1
+        if replaces is None and cls.objects.of_call(trainee, call_uniqueid).exists():
+            raise ValidationError(_("This call is graded already: correct the newest version."))
         if replaces is not None:
             # Lock the corrected row: two curators correcting at once must not both win.
             replaces = cls.objects.select_for_update().get(pk=replaces.pk)

@@ -110,9 +110,10 @@ def submit_evaluation(user, *, trainee_id, call_uniqueid, scorecard_id, scores, 
     except ValidationError as error:
         raise CoachingError(" ".join(error.messages), code="invalid") from None
     except IntegrityError:
-        # Two corrections of the same version at once: the database let only one in.
-        raise CoachingError(_("That version has already been corrected: correct the newest one."),
-                            status=409, code="already_corrected") from None
+        # Two grades of the same call (or corrections of the same version) at once: the database
+        # let only one in.
+        raise CoachingError(_("Someone graded this call a moment ago: reload and correct the newest version."),
+                            status=409, code="already_graded") from None
 
 
 def _score_error(error, scorecard):

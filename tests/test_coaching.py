@@ -517,3 +517,19 @@ def test_the_live_panel_is_offered_to_graders_only_and_only_on_their_trainees(cl
     assert known["ok"] and known["can_grade"] is False
     known = client.get(reverse("coaching:api_call"), {"trainee": people["ivanov"].pk, "call": CALL}).json()
     assert known["can_grade"] is True
+
+
+def test_a_call_has_one_line_of_versions(client, scorecard, people):
+    grade(scorecard, people["ivanov"], people["petrova"])
+    with pytest.raises(ValidationError):
+        grade(scorecard, people["ivanov"], people["admin"])  # a second first grade: correct instead
+    client.force_login(people["admin"])
+    answer = post_json(client, "coaching:api_evaluate", {
+        "trainee": people["ivanov"].pk, "call": CALL, "scorecard": scorecard.pk,
+        "scores": {str(k): 5 for k in all_scores(scorecard, 5)}})
+    assert answer.status_code == 400 and "graded already" in answer.json()["message"]
+    # What two grades submitted at the same moment would meet: the database keeps one per version.
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Evaluation(trainee=people["ivanov"], call_uniqueid=CALL, evaluator_label="x", scorecard_name="x",
+                   scale_max=5, pass_threshold=1, good_threshold=2, percent=1, band="fail", version=1).save()
+    assert Evaluation.objects.count() == 1
