@@ -105,6 +105,20 @@ def test_the_trainee_cancels_and_a_call_end_closes_the_next(daphne_server, pbx_t
     expect(trainee.locator("button.help-raise")).to_be_hidden()
     assert [row["end_reason"] for row in rows(daphne_server)] == ["cancelled", "call_ended"]
 
+    # The call's page in the history shows both, in order (the call is written a moment after it ended).
+    for _attempt in range(40):
+        curator.goto(daphne_server.url + "/history/")
+        if curator.locator("tr[data-call]").count():
+            break
+        curator.wait_for_timeout(250)
+    curator.locator("tr[data-call] a").first.click()
+    section = curator.locator("section.help-requests")
+    expect(section.locator("tbody tr")).to_have_count(2)
+    expect(section.locator("tbody tr").nth(0)).to_contain_text("cancelled by the trainee")
+    expect(section.locator("tbody tr").nth(1)).to_contain_text("the call ended")
+    found = fatal_violations(curator)
+    assert not found, describe(found)
+
 
 def test_with_the_curator_offline_an_admin_sees_it(daphne_server, pbx_thread, browser_page):
     admin = browser_page
