@@ -11,7 +11,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.test_pages_browser import (  # noqa: F401 - the module's site and browser fixtures
-    NARROW, WIDE, browser, dashboard_is_live, hang_up_phone, site, user_id, visiting,
+    NARROW, SAVE_SCREENSHOTS, SCREENSHOTS, WIDE, browser, dashboard_is_live, hang_up_phone, site, user_id, visiting,
 )
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(600)]
@@ -23,6 +23,20 @@ WORDS = {
     "ru": {"panel": "Оценка звонка: Dmitry Ivanov", "grade": "Отправить оценку", "note": "Добавить заметку",
            "mine": "Мои оценки", "ack": "Подтвердить ознакомление", "all": "Оценки", "cards": "Оценочные листы"},
 }
+
+
+SCREENSHOT_PAGES = {"dashboard-grading", "coaching-call-trainee"}
+
+
+def check(visit, name):
+    """axe, loads, width (tests/test_pages_browser.py); with SAVE_SCREENSHOTS=1 also the docs' picture."""
+    visit.check(name)
+    if SAVE_SCREENSHOTS and name in SCREENSHOT_PAGES:
+        page = visit.page
+        language = page.locator("html").get_attribute("lang")
+        target = page.locator(".coaching-panel").first if name == "dashboard-grading" else page.locator("section.coaching")
+        target.scroll_into_view_if_needed()
+        page.screenshot(path=str(SCREENSHOTS / f"{name}-{language}-{page.viewport_size['width']}.png"))
 
 
 def grade_on_the_call_page(visit, url, value):
@@ -71,7 +85,7 @@ def test_coaching_pages_pass_axe_and_fit(site, browser, graded_call, language, v
         expect(panel.get_by_role("heading", name=words["panel"])).to_be_visible()
         expect(panel.get_by_role("button", name=words["grade"])).to_be_visible()
         expect(panel.get_by_role("button", name=words["note"])).to_be_visible()
-        visit.check("dashboard-grading")
+        check(visit, "dashboard-grading")
         trainee.locator("button.stop").click()
         expect(page.locator("article.card.own")).to_have_attribute("data-state", "idle")
         site.pbx.call(hang_up_phone, "SIP/101")
@@ -97,7 +111,7 @@ def test_coaching_pages_pass_axe_and_fit(site, browser, graded_call, language, v
         visit.check("coaching-index-trainee")
         visit.open(graded_call)
         expect(page.get_by_role("button", name=words["ack"])).to_have_count(2)  # the current grade and the note
-        visit.check("coaching-call-trainee")
+        check(visit, "coaching-call-trainee")
 
     with visiting(browser, site, username="admin", language=language, viewport=viewport) as visit:
         visit.open("/admin/coaching/scorecard/", ready="#content")
