@@ -134,8 +134,15 @@ class Criterion(models.Model):
             raise ValidationError({"weight": _("The weight is a whole number from 1.")})
 
 
+# What deleting a scorecard or a grader's account does to the grades (on_delete=SET_NULL): the link
+# goes, the names copied into the grade stay, the grade itself is unchanged.
+DETACHABLE = {"evaluator", "scorecard"}
+
+
 class EvaluationQuerySet(models.QuerySet):
     def update(self, **kwargs):
+        if kwargs and set(kwargs) <= DETACHABLE and all(value is None for value in kwargs.values()):
+            return super().update(**kwargs)
         raise ImmutableError("a submitted evaluation is never changed")
 
     def delete(self):

@@ -533,3 +533,17 @@ def test_a_call_has_one_line_of_versions(client, scorecard, people):
         Evaluation(trainee=people["ivanov"], call_uniqueid=CALL, evaluator_label="x", scorecard_name="x",
                    scale_max=5, pass_threshold=1, good_threshold=2, percent=1, band="fail", version=1).save()
     assert Evaluation.objects.count() == 1
+
+
+def test_deleting_a_scorecard_or_a_graders_account_keeps_the_grades_as_given(scorecard, people):
+    grader = User.objects.create_user("grader", role=Role.CURATOR, first_name="Vera", last_name="Grey")
+    evaluation = grade(scorecard, people["ivanov"], grader)
+    Scorecard.objects.filter(pk=scorecard.pk).delete()
+    grader.delete()
+    evaluation = Evaluation.objects.get(pk=evaluation.pk)
+    assert evaluation.scorecard_id is None and evaluation.evaluator_id is None
+    assert (evaluation.scorecard_name, evaluation.evaluator_label, evaluation.percent) == (
+        DEMO_SCORECARD, "Vera Grey", Decimal("80.0"))
+    assert evaluation.scores.count() == 6 and all(s.criterion_id is None for s in evaluation.scores.all())
+    with pytest.raises(ImmutableError):
+        Evaluation.objects.update(evaluator=people["admin"])
