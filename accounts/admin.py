@@ -42,7 +42,8 @@ class LabelledTraineeFormSet(LabelledRows, BaseInlineFormSet):
 class ExtensionInline(admin.TabularInline):
     model = Extension
     formset = LabelledExtensionFormSet
-    fields = ("technology", "resource", "display_name", "phone_preset", "originate_context", "monitorable")
+    fields = ("technology", "resource", "display_name", "phone_preset", "originate_context", "monitorable",
+              "record_calls")
     extra = 0
 
 

@@ -162,6 +162,10 @@ class Extension(models.Model):
     monitorable = models.BooleanField(
         _("may be monitored"), default=True, help_text=_("Untick to forbid listen/whisper/barge on this extension.")
     )
+    record_calls = models.BooleanField(
+        _("record calls"), default=False,
+        help_text=_("The dashboard starts MixMonitor on this phone's answered calls (the PBX's AMI user needs write=system)."),
+    )
 
     class Meta:
         ordering = ["technology", "resource"]
