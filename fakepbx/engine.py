@@ -467,6 +467,9 @@ class Switch(LocalPhoneRoute, PickupChan, PhoneCalls, MixMonitor):
         return name not in self.missing_sounds and not LAB_MISSING_SOUND.search(name)
 
     def sound_seconds(self, name):
+        recorded = self.recording_seconds(name)  # a call this PBX recorded plays as long as it lasts
+        if recorded is not None:
+            return recorded
         return SOUND_SECONDS.get(name.rsplit("/", 1)[-1], self.playback_seconds)
 
     async def _app_playback(self, channel, data):

@@ -139,6 +139,21 @@ class MixMonitor:
         self.emit(*calls.channel_event("Newexten", channel, ("Extension", channel.exten), ("Application", "Dial"),
                                        ("AppData", data), klass="dialplan"))
 
+    def recording_seconds(self, sound):
+        """How long Playback of `sound` (a path without extension) plays, when it is a WAV this PBX
+        recorded into its monitor folder; else None."""
+        if self.monitor_dir is None or not sound.startswith("/"):
+            return None
+        root = os.path.realpath(self.monitor_dir)
+        path = os.path.realpath(sound + ".wav")
+        if os.path.commonpath([root, path]) != root or not os.path.isfile(path):
+            return None
+        try:
+            with wave.open(path, "rb") as wav:
+                return wav.getnframes() / wav.getframerate()
+        except (OSError, wave.Error, ZeroDivisionError):
+            return None
+
     def _finish_recording(self, recording):
         seconds = min(MAX_SECONDS, max(MIN_SECONDS, time.monotonic() - recording.started))
         target = self._disk_path(recording.path)

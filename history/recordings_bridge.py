@@ -246,4 +246,7 @@ def install(bridge):
     if hasattr(bridge, "add_stop_listener"):
         bridge.add_stop_listener(tracker.stop)
     bridge.call_recordings = tracker
+    from history import recordings_play  # "Play to my phone" on the call page: the library's press
+
+    recordings_play.install(bridge)
     return tracker

@@ -138,6 +138,21 @@ def check_sound_path(path, root):
     return path
 
 
+# A call recording's name holds the call's uniqueid (`1796097282.161`): dots allowed, never a `..` step.
+RECORDING_PATH_RE = re.compile(r"(/[A-Za-z0-9_-][A-Za-z0-9_.-]*)+")
+
+
+def call_recording_originate(extension, sound_path, *, root, action_id=None):
+    """A call's recording played to the user's phone (history/recordings_play.py): Playback of the
+    file as the PBX names it, without extension, strictly under `root` (CALL_RECORDINGS_PBX_DIR)."""
+    root = root.rstrip("/")
+    if (not isinstance(sound_path, str) or len(sound_path) > 200 or not RECORDING_PATH_RE.fullmatch(sound_path)
+            or "/.." in sound_path or not sound_path.startswith(root + "/")):
+        raise UnsafeValue(f"not a call recording under {root}: {sound_path!r}")
+    head, tail = _own_phone(extension, action_id)
+    return head + [("Application", "Playback"), ("Data", sound_path), ("CallerID", "Playback"), ("Async", "true")] + tail
+
+
 def _own_phone(extension, action_id):
     """The Originate fields every move shares: ring the user's own phone, then the rest (an
     ActionID only when given: the AMI client sets its own; the captures show one)."""

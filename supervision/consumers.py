@@ -74,6 +74,7 @@ COMMAND_SHAPES = {
     "pickup": {"target": (ID, True)},
     "dial": {"number": (TEXT, True), "from": (ID, False)},
     "playback": {"recording": (ID, True), "from": (ID, False)},
+    "recording.play": {"call": (ID, True), "from": (ID, False)},  # a call's recording (history/recordings_play.py)
     "help.raise": {},  # the bridge finds the trainee's call on the board: the page names none
     "help.cancel": {"request": (ID, True)},
 }
@@ -238,7 +239,7 @@ class LibraryConsumer(CommandSocket):
     """The training library's socket: it plays recordings and hears how that went, and nothing of
     the board (no snapshot, no diffs: an open library tab costs the fan-out nothing)."""
 
-    COMMANDS = frozenset({"playback"})
+    COMMANDS = frozenset({"playback", "recording.play"})
 
     async def connect(self):
         if not await self._admit():

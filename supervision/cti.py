@@ -555,6 +555,8 @@ class CallControl(presses.EventFollower):
             message["number"] = job.target_name
         else:
             message["recording"] = job.recording_id
+            if getattr(job, "call_id", None) is not None:  # a call's recording (history/recordings_play.py)
+                message["call"] = job.call_id
         return message
 
     def sessions_of(self, user_id):

@@ -61,6 +61,7 @@ TEXTS = {
     "number_refused": _("That number cannot be called from here."),
     "recording_not_found": _("That recording does not exist or is not shared with you."),
     "bad_path": _("“%(title)s” is not under the recordings folder %(root)s; ask its owner to fix it."),
+    "call_recording_not_found": _("That call has no recording you may hear."),
     # Sending the Originate (supervision.presses.send_originate)
     "pbx_link_down": _("The PBX link is down: %(why)s"),
     "pbx_refused": _("The PBX refused: %(why)s"),

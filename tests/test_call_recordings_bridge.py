@@ -9,6 +9,7 @@ from asgiref.sync import sync_to_async
 
 from accounts.models import Extension
 from history.models import CallRecord
+from supervision.models import MonitoringSession
 from tests.live_stack import Inbox, Statuses, press, started_bridge, until
 from tests.pbx_drivers import device, driver, driver_pbx, driver_roster  # noqa: F401
 
@@ -135,3 +136,31 @@ async def test_a_pbx_that_refuses_mixmonitor_leaves_the_call_without_a_file(
     [row] = await written(recording_bridge, 1)
     assert row.recording_file == ""
     assert "write=system" in caplog.text
+
+
+async def test_play_to_my_phone_plays_the_calls_file_to_a_user_who_may_see_the_call(
+        driver, driver_pbx, recording_bridge, driver_roster, folders):
+    """The library's press with a call's file: the curator's phone plays it (the PBX's path, no
+    extension); another curator, who may not see the call, is refused without its name, audited."""
+    people, _phones = driver_roster
+    pbx_dir, _mount = folders
+    name = await driver_pbx.inbound_call(device(driver, "105"), caller_num="5557006", talk_seconds=0.1)
+    [row] = await written(recording_bridge, 1)
+    assert row.recording_file and row.channel == name
+
+    inbox = await Statuses(recording_bridge.layer, people["petrova"].pk).open()
+    await press(recording_bridge, people["petrova"], {"type": "recording.play", "call": row.pk})
+    queued = await inbox.next(state="queued")
+    assert (queued["kind"], queued["call"]) == ("playback", row.pk)
+    [originate] = [a for a in driver_pbx.actions if a.get("Application") == "Playback"]
+    assert originate["Data"] == f"{pbx_dir}/{row.recording_file[:-len('.wav')]}"
+    assert (await inbox.next(state="ended"))["text"].startswith("Finished playing")
+
+    stranger = await Statuses(recording_bridge.layer, people["smirnov"].pk).open()
+    await press(recording_bridge, people["smirnov"], {"type": "recording.play", "call": row.pk})
+    denied = await stranger.next(state="denied")
+    assert denied["text"] == "That call has no recording you may hear." and denied["call"] == row.pk
+    assert len([a for a in driver_pbx.actions if a.get("Application") == "Playback"]) == 1
+    audit = await sync_to_async(lambda: list(MonitoringSession.objects.filter(kind="playback").order_by("pk")))()
+    assert [(r.user_id, r.outcome) for r in audit] == [(people["petrova"].pk, "ended"), (people["smirnov"].pk, "denied")]
+    assert audit[1].target_label == "" and audit[0].target_label.startswith("Anna")
