@@ -45,6 +45,11 @@ DEMO_RECORDING_TITLE = "Welcome call"
 DEMO_RECORDING_DESCRIPTION = "A model first call: greeting, the customer's name, the question back (20 s)."
 
 
+# Whose calls the dashboard records in the demo (Extension.record_calls): the simulated PBX writes
+# each recorded call's WAV where the dashboard reads it (CALL_RECORDINGS_PBX_DIR = _ROOT by default).
+DEMO_RECORDED = ("ivanov", "kuznetsova", "popova")
+
+
 # How the PJSIP demo phones are originated: the context of deploy/extensions-autoanswer.conf.
 PJSIP_ORIGINATE_CONTEXT = "dashboard-phones"
 
@@ -157,6 +162,7 @@ def _demo_extension(user, resource, roster, pjsip):
     extension.phone_preset = PhonePreset.CALL_INFO
     extension.originate_context = PJSIP_ORIGINATE_CONTEXT if pjsip else ""
     extension.monitorable = True
+    extension.record_calls = user.username in DEMO_RECORDED
     extension.full_clean()
     extension.save()
     return extension
