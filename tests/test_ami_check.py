@@ -49,8 +49,9 @@ async def test_demo_user_has_everything(fakepbx):
     assert "Asterisk Call Manager/" in line(lines, "AMI:")
     assert line(lines, "Login:").startswith("Login: ok as 'dashboard'")
     assert line(lines, "Asterisk:") == "Asterisk: version 20.20.1 (AMI 9.0.0, system name simulated-pbx)"
-    for action in ("CoreShowChannels", "Hangup", "PlayDTMF", "DeviceStateList", "Originate"):
+    for action in ("CoreShowChannels", "Hangup", "PlayDTMF", "DeviceStateList", "Originate", "MixMonitor"):
         assert line(lines, f"{action}:").startswith(f"{action}: permitted"), lines
+    assert line(lines, "MixMonitor:") == "MixMonitor: permitted (answered 'No such channel', which means it may run)"
     assert line(lines, "Call events:").startswith("Call events: arriving")
     assert line(lines, "Result:") == "Result: everything the dashboard needs is permitted."
     originates = [msg for msg in fakepbx.actions if msg.get("Action") == "Originate"]
@@ -85,6 +86,30 @@ async def test_restricted_user_lacks_list_hangup_and_dtmf(restricted_pbx):
     assert line(lines, "Originate:").startswith("Originate: permitted")
     assert line(lines, "Call events:").startswith("Call events: arriving")
     assert line(lines, "Result:").startswith("Result: missing CoreShowChannels, Hangup, PlayDTMF, DeviceStateList")
+    # nobody is recorded: MixMonitor is said, and not counted as missing
+    assert line(lines, "MixMonitor:").startswith("MixMonitor: NOT permitted (Permission denied); no extension is marked")
+    assert "MixMonitor" not in line(lines, "Result:")
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_recorded_extensions_need_mixmonitor_which_needs_the_system_class(restricted_pbx):
+    from asgiref.sync import sync_to_async
+
+    from accounts.models import Extension, Role, User
+
+    def recorded_phone():
+        user = User.objects.create_user("ivanov", password=None, role=Role.ADMIN)
+        Extension.objects.create(user=user, technology="SIP", resource="101", record_calls=True)
+
+    await sync_to_async(recorded_phone)()
+    code, lines = await run_check("--port", str(restricted_pbx.port), "--username", "1cami", "--secret", "PASSWORD1cami")
+    assert code == 1
+    mixmonitor = line(lines, "MixMonitor:")
+    assert mixmonitor.startswith("MixMonitor: NOT permitted (Permission denied). Without it, the calls of extensions "
+                                 "marked 'record calls' are not recorded")
+    assert "manager.conf: write=system" in mixmonitor
+    assert line(lines, "Result:").startswith("Result: missing CoreShowChannels, Hangup, PlayDTMF, DeviceStateList, MixMonitor")
+    assert not [action for action in restricted_pbx.actions if action.get("Action") == "MixMonitor" and action.get("File") != "ami-check-probe.wav"]
 
 
 async def test_wrong_secret_cannot_log_in(fakepbx):
