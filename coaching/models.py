@@ -64,7 +64,8 @@ class Scorecard(models.Model):
         _("acceptable from (%)"), default=70, help_text=_("Below this percentage the result is shown red."),
     )
     good_threshold = models.PositiveSmallIntegerField(
-        _("good from (%)"), default=85, help_text=_("From this percentage on the result is shown green; in between amber."),
+        _("good from (%)"), default=85,
+        help_text=_("From this percentage on the result is shown green; in between amber."),
     )
     active = models.BooleanField(_("in use"), default=True, help_text=_("Untick to stop offering it for new grades."))
     created_at = models.DateTimeField(pgettext_lazy("scorecard", "created"), auto_now_add=True)
@@ -82,7 +83,8 @@ class Scorecard(models.Model):
     def clean(self):
         super().clean()
         if not 1 <= (self.scale_max or 0) <= MAX_SCALE:
-            raise ValidationError({"scale_max": _("The scale goes from 0 to a number between 1 and %(max)s.") % {"max": MAX_SCALE}})
+            raise ValidationError(
+                {"scale_max": _("The scale goes from 0 to a number between 1 and %(max)s.") % {"max": MAX_SCALE}})
         if self.pass_threshold is not None and self.pass_threshold > 100:
             raise ValidationError({"pass_threshold": _("A percentage is at most 100.")})
         if self.good_threshold is not None and self.good_threshold > 100:

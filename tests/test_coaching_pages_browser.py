@@ -5,8 +5,6 @@ noted; for the curator with the correction form, for the trainee with the acknow
 "Evaluations" / "My evaluations", the scorecards page and its form, and the scorecard in the Django
 admin with its criteria inline."""
 
-import re
-
 import pytest
 from playwright.sync_api import expect
 
