@@ -28,7 +28,8 @@ from .models import Extension, PhonePreset, Role, Technology, User
 from .validators import validate_display_text
 
 USER_COLUMNS = ("username", "first_name", "last_name", "email", "role", "curator", "password")
-EXTENSION_COLUMNS = ("technology", "resource", "display_name", "phone_preset", "originate_context", "monitorable")
+EXTENSION_COLUMNS = ("technology", "resource", "display_name", "phone_preset", "originate_context", "monitorable",
+                     "record_calls")
 COLUMNS = USER_COLUMNS + EXTENSION_COLUMNS
 REQUIRED_COLUMNS = ("username", "role")
 # Present together or not at all: a file may hold only users, never half an extension.
@@ -189,6 +190,14 @@ def _monitorable(value):
     raise ValidationError(_("%(value)s is not yes/no (use 1/0, yes/no, true/false)") % {"value": repr(value)})
 
 
+def _record_calls(value):
+    """Empty means no: recording is opted into (history/recordings_bridge.py)."""
+    lowered = value.strip().lower()
+    if lowered == "":
+        return False
+    return _monitorable(value)
+
+
 def _username(value):
     if value == "":
         raise ValidationError(_("a username is required"))
@@ -214,6 +223,7 @@ EXTENSION_CELL = {
     "phone_preset": lambda value: _choice(PhonePreset, "phone preset")(value or PhonePreset.CALL_INFO),
     "originate_context": _model_field(Extension, "originate_context"),
     "monitorable": _monitorable,
+    "record_calls": _record_calls,
 }
 
 
@@ -319,7 +329,7 @@ def _parse_row(roster, raw, line, errors):
     _merge_user(roster.users, username, line, cells, errors)
 
     if not any(raw.get(column, "") for column in EXTENSION_KEY_COLUMNS):
-        others = [column for column in EXTENSION_COLUMNS if column in raw and raw[column] and column != "monitorable"]
+        others = [column for column in EXTENSION_COLUMNS if column in raw and raw[column] and column not in ("monitorable", "record_calls")]
         for column in others:
             errors.append(RowError(line, column, _("set, but the row has no technology and resource")))
         return
@@ -437,7 +447,7 @@ def _field_errors(exc, line, columns):
 
 
 USER_STATE = ("first_name", "last_name", "email", "role", "curator_id", "is_staff", "password")
-EXTENSION_STATE = ("user_id", "display_name", "phone_preset", "originate_context", "monitorable")
+EXTENSION_STATE = ("user_id", "display_name", "phone_preset", "originate_context", "monitorable", "record_calls")
 
 
 def _state(instance, names):
