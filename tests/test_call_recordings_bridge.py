@@ -10,7 +10,7 @@ from asgiref.sync import sync_to_async
 from accounts.models import Extension
 from history.models import CallRecord
 from supervision.models import MonitoringSession
-from tests.live_stack import Inbox, Statuses, press, started_bridge, until
+from tests.live_stack import Inbox, Statuses, press, ringing_call, started_bridge, until
 from tests.pbx_drivers import device, driver, driver_pbx, driver_roster  # noqa: F401
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(90)]
@@ -164,3 +164,18 @@ async def test_play_to_my_phone_plays_the_calls_file_to_a_user_who_may_see_the_c
     audit = await sync_to_async(lambda: list(MonitoringSession.objects.filter(kind="playback").order_by("pk")))()
     assert [(r.user_id, r.outcome) for r in audit] == [(people["petrova"].pk, "ended"), (people["smirnov"].pk, "denied")]
     assert audit[1].target_label == "" and audit[0].target_label.startswith("Anna")
+
+
+async def test_a_call_answered_here_is_recorded_on_the_pickers_phone_from_its_pickup(
+        driver, driver_pbx, recording_bridge, driver_roster):
+    """Petrova (recorded) answers her trainee's ringing call on her own phone: before the PBX's
+    `Pickup` her leg is the product's pickup leg (not recorded); once it carries the call it is her
+    conversation. The trainee's rung leg never answered: nothing to record there."""
+    people, phones = driver_roster
+    ringing = await ringing_call(driver_pbx, recording_bridge, device(driver, "105"))
+    inbox = await Statuses(recording_bridge.layer, people["petrova"].pk).open()
+    await press(recording_bridge, people["petrova"], {"type": "pickup", "target": phones["anna"].pk})
+    await inbox.next(state="answered", reason="picked_up")
+    await until(lambda: len(mixmonitors(driver_pbx)) == 1)
+    [action] = mixmonitors(driver_pbx)
+    assert action["Channel"].startswith(device(driver, "104") + "-") and action["Channel"] != ringing
