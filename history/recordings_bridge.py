@@ -27,6 +27,7 @@ import asyncio
 import logging
 import os
 import time
+from collections import deque
 
 from supervision.ami.client import ActionError
 from supervision.board import device_of
@@ -40,6 +41,7 @@ logger = logging.getLogger(__name__)
 
 TRIGGERS = frozenset({"Newstate", "BridgeEnter", "Pickup"})
 GROUP_REJOIN_SECONDS = 3600.0
+LINKEDID_GRACE_SECONDS = 60.0  # a file named on a call's other channel is kept this long after it hung up
 
 
 def recorded_devices():
@@ -56,6 +58,8 @@ class CallRecordings:
         self.files = {}  # uniqueid -> relative file, for a channel being recorded
         self.by_linkedid = {}  # linkedid -> relative file a dialplan named on some channel of the call
         self.decided = set()  # uniqueids not to start again (started, or up before this login)
+        self.named_by = {}  # uniqueid of a channel that named a file -> its linkedid
+        self.expiring = deque()  # (monotonic time, linkedid) of files whose naming channel has gone
         self.refused = False  # the PBX refused MixMonitor since the last login (logged once)
         self.sent = 0
         self._tasks = set()
@@ -146,15 +150,20 @@ class CallRecordings:
         linkedid = msg.get("Linkedid") or ""
         if linkedid:
             self.by_linkedid.setdefault(linkedid, relative)
+            self.named_by.setdefault(uniqueid, linkedid)
 
     def _gone(self, msg):
         uniqueid = msg.get("Uniqueid") or ""
         self.files.pop(uniqueid, None)
         self.decided.discard(uniqueid)
-        linkedid = msg.get("Linkedid") or ""
-        if linkedid in self.by_linkedid and not any(
-                channel.get("linkedid") == linkedid for channel in self.board.snapshot()):
-            del self.by_linkedid[linkedid]
+        now = time.monotonic()
+        linkedid = self.named_by.pop(uniqueid, None)
+        if linkedid is not None:
+            # The channel that named the file is gone; the call's other channels (the phone's,
+            # when the caller's channel was recorded) hang up right after it: keep it a while.
+            self.expiring.append((now + LINKEDID_GRACE_SECONDS, linkedid))
+        while self.expiring and self.expiring[0][0] <= now:
+            self.by_linkedid.pop(self.expiring.popleft()[1], None)
 
     # --- login, roster --------------------------------------------------------------------------
 
@@ -169,6 +178,8 @@ class CallRecordings:
                 live[channel["uniqueid"]] = channel
         self.decided = {uniqueid for uniqueid in self.decided if uniqueid in live}
         self.files = {uniqueid: relative for uniqueid, relative in self.files.items() if uniqueid in live}
+        for uniqueid in [uniqueid for uniqueid in self.named_by if uniqueid not in live]:
+            self.expiring.append((time.monotonic() + LINKEDID_GRACE_SECONDS, self.named_by.pop(uniqueid)))
         candidates = []
         for uniqueid, channel in live.items():
             self.decided.add(uniqueid)
