@@ -21,8 +21,9 @@ asterisk22-pjsip-mixmonitor, *-mixmonitor-dialplan, *-mixmonitor-1cami):
 
 What the simulator does beyond that: the recorded audio is a generated two-voice tone (the
 simulated calls carry no audio), at least MIN_SECONDS long so an instant test call still has
-something to hear; it is written when the recording ends (Stop or Hangup), before the `Hangup`
-event goes out, so a client that reads the file after the Hangup finds it complete. It writes only
+something to hear; the file is there (empty) from the start, and written whole when the recording
+ends (Stop or Hangup), before the `Hangup` event goes out, so a client that reads the file after the
+Hangup finds it complete. It writes only
 `.wav` files inside its own monitor folder (`monitor_dir`): a client cannot make it write anywhere
 else on the machine it runs on; other paths, formats and folder errors are logged and the call goes
 on, as on a PBX whose disk refuses the file. Option `a` (append) and `b` (bridged audio only) are
@@ -104,7 +105,9 @@ class MixMonitor:
             return None
         if not file.startswith("/"):
             file = f"{(self.monitor_dir or DEFAULT_MONITOR_DIR).rstrip('/')}/{file}"
-        channel.variables.setdefault("__mixmonitors", []).append(Recording(file, options))
+        recording = Recording(file, options)
+        channel.variables.setdefault("__mixmonitors", []).append(recording)
+        self._write(recording, 0.0)  # Asterisk opens the file at once and writes as the call goes
         self.emit(*calls.channel_event("VarSet", channel, ("Variable", "MIXMONITOR_FILENAME"), ("Value", file),
                                        klass="dialplan"))
         self.emit(*calls.channel_event("MixMonitorStart", channel))
@@ -155,7 +158,9 @@ class MixMonitor:
             return None
 
     def _finish_recording(self, recording):
-        seconds = min(MAX_SECONDS, max(MIN_SECONDS, time.monotonic() - recording.started))
+        self._write(recording, min(MAX_SECONDS, max(MIN_SECONDS, time.monotonic() - recording.started)))
+
+    def _write(self, recording, seconds):
         target = self._disk_path(recording.path)
         if target is None:
             return

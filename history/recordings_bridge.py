@@ -171,6 +171,8 @@ class CallRecordings:
         """After each login: calls up now were answered before it. Never start them again (the
         previous run may be recording them into the same file); attach the file if it is there."""
         self.refused = False
+        if self.devices is None:
+            await self.reload_roster()  # the calls up now are judged by it
         self._ensure_roster()
         live = {}
         for channel in self.board.snapshot():

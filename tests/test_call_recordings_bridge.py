@@ -179,3 +179,22 @@ async def test_a_call_answered_here_is_recorded_on_the_pickers_phone_from_its_pi
     await until(lambda: len(mixmonitors(driver_pbx)) == 1)
     [action] = mixmonitors(driver_pbx)
     assert action["Channel"].startswith(device(driver, "104") + "-") and action["Channel"] != ringing
+
+
+async def test_a_bridge_started_during_a_recorded_call_does_not_record_it_again_and_attaches_its_file(
+        driver, driver_pbx, recording_bridge, folders):
+    """A second MixMonitor into the same file would overwrite what was recorded: a call already up
+    at login is left alone, and the file the PBX is writing is attached."""
+    name = await driver_pbx.inbound_call(device(driver, "105"), caller_num="5557008")
+    await until(lambda: len(mixmonitors(driver_pbx)) == 1)
+    relative = recording_bridge.call_recordings.file_of(recording_bridge.board.channel(name))
+    await recording_bridge.stop()  # e.g. `ami_bridge` restarted
+    async with started_bridge(driver_pbx) as bridge:
+        await until(lambda: bridge.call_recordings.devices is not None)
+        assert bridge.call_recordings.file_of(bridge.board.channel(name)) == relative
+        driver_pbx.switch.set_state(driver_pbx.switch.find(name), 6)  # an event on the call: Newstate Up again
+        await bridge.client.send("Ping", {})  # answered after that event: the bridge has seen it
+        assert len(mixmonitors(driver_pbx)) == 1
+        await driver_pbx.hangup(name, 16)
+        [row] = await written(bridge, 1)
+    assert row.recording_file == relative and len(mixmonitors(driver_pbx)) == 1
