@@ -21,7 +21,7 @@
     socket.onmessage = (event) => {
       let message;
       try { message = JSON.parse(event.data); } catch (e) { return; }
-      if (message.type === "call.status" && message.kind === "playback") {
+      if (message.type === "call.status" && message.kind === "playback" && message.call === undefined) {
         statusOf(message.recording).textContent = message.text;
       } else if (message.type === "error") {
         pageStatus.textContent = L.error + ": " + (message.message || message.code);
