@@ -15,6 +15,7 @@ an `If-Range` that no longer matches) gets the whole file, 200, which is always 
 import asyncio
 import logging
 import os
+import posixpath
 from urllib.parse import quote
 
 from django.conf import settings
@@ -44,7 +45,9 @@ def call_recording(request, pk):
     if path is None:
         logger.warning("call %s: recording_file %r is not a file under CALL_RECORDINGS_ROOT", call.pk, relative)
         raise Http404(_("This call's recording cannot be read."))
-    headers = {"Cache-Control": "private, no-cache", "Content-Disposition": f'inline; filename="call-{call.pk}.wav"'}
+    extension = posixpath.splitext(relative)[1].lower()  # plain characters only (is_safe_relative)
+    headers = {"Cache-Control": "private, no-cache",
+               "Content-Disposition": f'inline; filename="call-{call.pk}{extension}"'}
     if settings.CALL_RECORDINGS_ACCEL_PREFIX:
         response = HttpResponse(content_type=recordings.content_type(relative), headers=headers)
         response["X-Accel-Redirect"] = settings.CALL_RECORDINGS_ACCEL_PREFIX + quote(relative)

@@ -65,6 +65,7 @@ def test_the_whole_file_is_a_valid_wav_with_its_headers(client, people, recorded
     assert response.status_code == 200 and body(response) == data
     assert response["Content-Type"] == "audio/wav" and response["Accept-Ranges"] == "bytes"
     assert response["Content-Length"] == str(len(data)) and "private" in response["Cache-Control"]
+    assert response["Content-Disposition"] == f'inline; filename="call-{call.pk}.wav"'
     with wave.open(io.BytesIO(data)) as wav:
         assert (wav.getnchannels(), wav.getframerate()) == (1, 8000)
 
