@@ -1,6 +1,6 @@
 """`manage.py ami_check`: can the dashboard work with this PBX and this AMI user? Plain answers.
 
-Every probe is harmless: CoreShowChannels only lists; Hangup and PlayDTMF name a channel that
+Every probe is harmless: CoreShowChannels only lists; Hangup, PlayDTMF and MixMonitor name a channel that
 cannot exist (`No such channel` / `Channel not found` prove the right, `Permission denied`
 disproves it); the Originate goes to a Local channel in a context that does not exist, so it fails
 at once (Reason 0) without ringing any phone, yet shows whether Originate is allowed and makes the
