@@ -3,11 +3,11 @@ from django.utils.translation import gettext_lazy as _
 
 from accounts.admin_titles import SentenceTitles
 from helprequests.models import HelpRequest
-from supervision.admin import ModeFilter
+from supervision.admin import ModeFilter, WrittenByTheBridge
 
 
 @admin.register(HelpRequest)
-class HelpRequestAdmin(SentenceTitles, admin.ModelAdmin):
+class HelpRequestAdmin(WrittenByTheBridge, SentenceTitles, admin.ModelAdmin):
     """Read-only: rows are written by the bridge only."""
 
     list_title = _("Help requests: choose one to view")
@@ -18,15 +18,3 @@ class HelpRequestAdmin(SentenceTitles, admin.ModelAdmin):
     list_filter = ["end_reason", "audience", ModeFilter, "raised_at"]  # the modes by name, no empty one
     search_fields = ["trainee_label", "curator_label", "responder_label", "call_uniqueid", "device"]
     date_hierarchy = "raised_at"
-
-    def get_readonly_fields(self, request, obj=None):
-        return [field.name for field in self.model._meta.fields]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

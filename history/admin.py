@@ -3,10 +3,11 @@ from django.utils.translation import gettext_lazy as _
 
 from accounts.admin_titles import SentenceTitles
 from history.models import CallRecord
+from supervision.admin import WrittenByTheBridge
 
 
 @admin.register(CallRecord)
-class CallRecordAdmin(SentenceTitles, admin.ModelAdmin):
+class CallRecordAdmin(WrittenByTheBridge, SentenceTitles, admin.ModelAdmin):
     """Call history is read-only: rows are written by the bridge only."""
 
     list_title = _("Call history: choose a call to view")
@@ -16,15 +17,3 @@ class CallRecordAdmin(SentenceTitles, admin.ModelAdmin):
     list_filter = ["direction", "monitored", "ring_started_at"]
     search_fields = ["person_label", "device", "other_number", "other_name", "uniqueid", "person__username"]
     date_hierarchy = "ring_started_at"
-
-    def get_readonly_fields(self, request, obj=None):
-        return [field.name for field in self.model._meta.fields]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

@@ -5,6 +5,23 @@ from accounts.admin_titles import SentenceTitles
 from supervision.models import Kind, Mode, MonitoringSession, Recording
 
 
+class WrittenByTheBridge:
+    """Admin of rows only the bridge writes (audit, call history, help requests): every field shown,
+    none added, changed or removed by hand."""
+
+    def get_readonly_fields(self, request, obj=None):
+        return [field.name for field in self.model._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
 class ModeFilter(admin.SimpleListFilter):
     """The spy modes by name (the field has no choices, and pickups, calls and playbacks have no
     mode: listing the values found would offer an empty, nameless one)."""
@@ -22,7 +39,7 @@ class ModeFilter(admin.SimpleListFilter):
 
 
 @admin.register(MonitoringSession)
-class MonitoringSessionAdmin(SentenceTitles, admin.ModelAdmin):
+class MonitoringSessionAdmin(WrittenByTheBridge, SentenceTitles, admin.ModelAdmin):
     """The audit trail is read-only: rows are written by the bridge only, never edited or removed."""
 
     list_title = _("Audit trail: choose a row to view")
@@ -46,15 +63,6 @@ class MonitoringSessionAdmin(SentenceTitles, admin.ModelAdmin):
     def get_readonly_fields(self, request, obj=None):
         names = [field.name for field in self.model._meta.fields]
         return names[:names.index("outcome") + 1] + ["why"] + names[names.index("outcome") + 1:]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(Recording)
