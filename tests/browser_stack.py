@@ -20,6 +20,9 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+# The two sizes every page is checked at, and the browser locale of each page language.
+WIDE, NARROW = {"width": 1440, "height": 900}, {"width": 390, "height": 844}
+LOCALES = {"en": "en-US", "ru": "ru-RU"}
 CHROMIUM_ARGS = [
     "--headless=new",
     "--no-sandbox",

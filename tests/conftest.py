@@ -53,6 +53,21 @@ def chromium_path():
     return CHROMIUM
 
 
+@pytest.fixture(scope="module")
+def browser(chromium_path):
+    """One Chromium for a test module (pages open their own contexts: size, language, login)."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.browser_stack import CHROMIUM_ARGS
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
 @pytest.fixture
 def fast_password_hashing(settings):
     """For tests that make users by the dozen (admin_client makes a fresh superuser for every

@@ -7,12 +7,10 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.axe_pages import describe, fatal_violations
-from tests.browser_stack import CHROMIUM_ARGS, fresh_server_database, log_in, running_dashboard
+from tests.browser_stack import LOCALES, NARROW, WIDE, fresh_server_database, log_in, running_dashboard
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(600)]
 
-WIDE, NARROW = {"width": 1440, "height": 900}, {"width": 390, "height": 844}
-LOCALES = {"en": "en-US", "ru": "ru-RU"}
 NUMBER = "5550999"
 
 
@@ -28,18 +26,6 @@ def site(tmp_path_factory, chromium_path):
         server.pbx = pbx
         server.folder = tmp / "call-recordings"
         yield server
-
-
-@pytest.fixture(scope="module")
-def browser(chromium_path):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
 
 
 def page_for(browser, site, username, *, language="en", viewport=WIDE):

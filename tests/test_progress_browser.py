@@ -14,12 +14,9 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.axe_pages import describe, fatal_violations
-from tests.browser_stack import CHROMIUM_ARGS, ROOT, fresh_server_database, log_in, running_dashboard
+from tests.browser_stack import LOCALES, NARROW, ROOT, WIDE, fresh_server_database, log_in, running_dashboard
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(600)]
-
-WIDE, NARROW = {"width": 1440, "height": 900}, {"width": 390, "height": 844}
-LOCALES = {"en": "en-US", "ru": "ru-RU"}
 
 
 @pytest.fixture(scope="module")
@@ -32,18 +29,6 @@ def site(tmp_path_factory, chromium_path):
         subprocess.run([sys.executable, "-m", "tests.progress_seed", "ivanov", "kuznetsova"],
                        env=server.env, cwd=ROOT, check=True)
         yield server.url
-
-
-@pytest.fixture(scope="module")
-def browser(chromium_path):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
 
 
 class Visit:
