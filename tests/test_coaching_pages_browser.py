@@ -8,8 +8,8 @@ admin with its criteria inline."""
 import pytest
 from playwright.sync_api import expect
 
-from tests.test_pages_browser import (  # noqa: F401 - the module's site and browser fixtures
-    NARROW, SAVE_SCREENSHOTS, SCREENSHOTS, WIDE, browser, dashboard_is_live, hang_up_phone, site, user_id, visiting,
+from tests.test_pages_browser import (  # noqa: F401 - the module's site fixture (the browser is conftest's)
+    NARROW, SAVE_SCREENSHOTS, SCREENSHOTS, WIDE, dashboard_is_live, hang_up_phone, site, user_id, visiting,
 )
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(600)]
