@@ -28,6 +28,8 @@ class PolicyGated:
     """Admins (by role) with the evaluate permission see and edit these; nobody else."""
 
     def _allowed(self, request, obj=None):
+        if not request.user.is_authenticated:
+            return False  # the admin's own login page asks too, before anyone has signed in
         return bool(policy.may_manage_scorecard(request.user, obj)) and policy.is_grader(request.user) \
             and (request.user.is_superuser or request.user.role == "admin")
 
