@@ -4,30 +4,39 @@ It turns AMI events into board diffs, answers snapshot requests and runs browser
 (channel `supervision.bridge`) through handlers that other modules register. However many browsers
 are open, there is one AMI session.
 
-Diffs go to one group per phone (`device_group(device)`), not to every dashboard: a socket joins
-the groups of the phones its user may see, so 200 dashboards of 5 trainees each cost the server
-one delivery per interested socket, not 200 per event; link changes go to `supervision.board`.
+The board leaves the bridge once per web server process, not once per page: each process keeps a
+replica (`supervision.replica`, `supervision.process_board`) that joins `STREAM_GROUP`, asks for one
+snapshot and then follows `board.stream` messages; its pages are served from it. A stream message
+carries every change queued while the previous one was being sent (at most STREAM_PARTS_PER_MESSAGE
+phones' diffs, never half a change), so a burst costs fewer, larger messages, not more of them.
 
-Everything the bridge publishes leaves through one outbound queue, so a consumer sees diffs,
-link changes and its snapshot in the order the board produced them.
+Everything the bridge publishes leaves through one outbound queue, so a process sees diffs, link
+changes and its snapshot in the order the board produced them. The queue's diffs are bounded
+(STREAM_BACKLOG_PARTS): past it the oldest are dropped and the processes, seeing the hole in the
+stream, each ask for one fresh snapshot, so a burst the layer cannot take costs a resync, not memory.
 """
 
 import asyncio
-import functools
-import hashlib
+import collections
 import importlib
 import inspect
 import logging
+import secrets
 import time
 from dataclasses import dataclass
 
 from django.conf import settings
 from django.utils import translation
 
+from supervision.replica import change_parts, snapshot_board
+
 logger = logging.getLogger(__name__)
 
-BOARD_GROUP = "supervision.board"
+BOARD_GROUP = "supervision.board"  # roster changes: every process's replica and the bridge's modules
+STREAM_GROUP = "supervision.stream"  # the board: one member per web server process (its replica)
 BRIDGE_CHANNEL = "supervision.bridge"
+STREAM_PARTS_PER_MESSAGE = 500
+STREAM_BACKLOG_PARTS = 10_000
 # The bridge repeats its link state on BOARD_GROUP this often (settings.BRIDGE_HEARTBEAT_SECONDS):
 # a web server that hears nothing for a few beats knows the bridge process is gone.
 # Modules that plug command handlers in: each has `install(bridge)`.
@@ -39,16 +48,6 @@ RESYNC_PENDING = "pending"
 RESYNC_DONE = "done"
 RESYNC_NOT_PERMITTED = "not_permitted"
 RESYNC_FAILED = "failed"
-
-
-@functools.lru_cache(maxsize=4096)  # named for every diff the bridge publishes: hash each phone once
-def device_group(device):
-    """The group of one phone's diffs (group names allow only ASCII letters, digits, - _ .)."""
-    return "supervision.device." + hashlib.sha1(device.encode()).hexdigest()[:24]
-
-
-def diff_device(diff):
-    return diff["channel"]["device"] if diff["op"] == "upsert" else diff["device"]
 
 
 def speaking(language):
@@ -108,8 +107,16 @@ class Bridge:
         self.resync = RESYNC_PENDING
         self.resync_detail = ""
         self.phone_list = RESYNC_PENDING  # how the phones' states were read after the last login
-        self._device_seq = {}  # device -> seq of its last diff (sockets detect a lost message)
-        self._outbox = asyncio.Queue()
+        self.epoch = secrets.token_hex(6)  # this run: a restarted bridge's seq starts again at 0
+        self._outbox = collections.deque()  # (kind, target, message) in board order
+        self._outbox_ready = asyncio.Event()
+        self._outbox_idle = asyncio.Event()
+        self._outbox_idle.set()
+        self._stream_backlog = 0  # diff parts waiting in the outbox
+        self._stream_seq = 0  # the seq of the last change sent on the stream
+        self.stream_drops = 0  # times the queued diffs were dropped (the layer did not keep up)
+        self._snapshot_asked = set()  # reply_to channels with a snapshot in the outbox
+        self._snapshot_cache = (None, None)  # (board seq, snapshot_board(...)) of the last snapshot
         self._tasks = set()
         self._publisher = None
         self._receiver = None
@@ -194,7 +201,8 @@ class Bridge:
 
     async def drain(self):
         """Wait until everything queued so far has been handed to the channel layer (tests)."""
-        await self._outbox.join()
+        while not self._outbox_idle.is_set():
+            await self._outbox_idle.wait()
 
     # --- state ---------------------------------------------------------------------------------
 
@@ -212,15 +220,19 @@ class Bridge:
         }
 
     def snapshot(self):
-        """Every channel (read-only dicts shared with the board's published state) and, in the
-        same order, each one's JSON text (`channel_json`): a socket joins the texts of the channels
-        it may show instead of encoding them again."""
-        channels, texts = self.board.published()
+        """The whole board for a process's replica: `board` is `[name, device, JSON text]` per
+        channel (strings only: cheap to pack for Redis and to unpack), built once per board seq
+        however many processes ask."""
+        seq = self.board.seq
+        cached_seq, board = self._snapshot_cache
+        if cached_seq != seq:
+            board = snapshot_board(*self.board.published())
+            self._snapshot_cache = (seq, board)
         return {
             "type": "board.snapshot",
-            "seq": self.board.seq,
-            "channels": channels,
-            "channel_json": texts,
+            "epoch": self.epoch,
+            "seq": seq,
+            "board": board,
             "phones": self.board.phones(),
             "link": self.link_state(),
             "now": time.time(),
@@ -259,7 +271,7 @@ class Bridge:
         self._publish_link()
 
     def _publish_link(self):
-        self._queue_group(BOARD_GROUP, {"type": "board.link", "link": self.link_state()})
+        self._queue_group(STREAM_GROUP, {"type": "board.link", "epoch": self.epoch, "link": self.link_state()})
 
     async def _on_login(self, *_args):
         """After every (re)login: rebuild the board from CoreShowChannels, or say why not."""
@@ -335,25 +347,38 @@ class Bridge:
     # --- channel layer side --------------------------------------------------------------------
 
     def _queue_diffs(self, diffs):
-        """One message per phone touched; `prev` is that phone's previous diff seq."""
-        seq = self.board.seq
-        by_device = {}
-        for diff in diffs:
-            by_device.setdefault(diff_device(diff), []).append(diff)
-        for device, device_diffs in by_device.items():
-            prev = self._device_seq.get(device, 0)
-            self._device_seq[device] = seq
-            self._queue_group(
-                device_group(device),
-                {"type": "board.diff", "seq": seq, "prev": prev, "device": device, "diffs": device_diffs},
-            )
+        """One board change: one stream part per phone it touched (all with the board's seq)."""
+        parts = change_parts(self.board.seq, diffs)
+        self._stream_backlog += len(parts)
+        self._put(("stream", None, parts))
+        if self._stream_backlog > STREAM_BACKLOG_PARTS:
+            self._drop_stream_backlog()
+
+    def _drop_stream_backlog(self):
+        """The layer does not keep up: forget the queued diffs. The next stream message starts
+        after a hole, and each process asks for one snapshot instead."""
+        kept = [item for item in self._outbox if item[0] != "stream"]
+        dropped = [item[2][-1][1] for item in self._outbox if item[0] == "stream"]
+        # The next message says it follows the last change dropped: a replica holds less, sees the hole.
+        self._stream_seq = max([self._stream_seq, *dropped])
+        logger.warning("%s: %d diffs waiting for the channel layer: dropped, the web servers resync",
+                       self.name, self._stream_backlog)
+        self._outbox.clear()
+        self._outbox.extend(kept)
+        self._stream_backlog = 0
+        self.stream_drops += 1
+
+    def _put(self, item):
+        self._outbox.append(item)
+        self._outbox_idle.clear()
+        self._outbox_ready.set()
 
     def _queue_group(self, group, message):
-        self._outbox.put_nowait(("group", group, message))
+        self._put(("group", group, message))
 
     def _queue_send(self, channel, message, *, owned=False):
         """`owned`: nothing in `message` will ever change, the layer need not copy it."""
-        self._outbox.put_nowait(("owned" if owned else "send", channel, message))
+        self._put(("owned" if owned else "send", channel, message))
 
     async def send_to(self, channel, message):
         self._queue_send(channel, message)
@@ -362,15 +387,38 @@ class Bridge:
         """Send `message` (a dict with its own "type") to every open dashboard of one user."""
         self._queue_group(user_group(user_id), {"type": "user.message", "message": message})
 
+    def _next_stream_message(self, parts):
+        """The stream message of `parts` and of the changes right behind it in the outbox."""
+        outbox = self._outbox
+        while outbox and outbox[0][0] == "stream" and len(parts) < STREAM_PARTS_PER_MESSAGE:
+            parts = parts + outbox.popleft()[2]
+        self._stream_backlog -= len(parts)
+        message = {"type": "board.stream", "epoch": self.epoch, "prev": self._stream_seq,
+                   "seq": parts[-1][1], "parts": parts}
+        self._stream_seq = parts[-1][1]
+        return message
+
     async def _publish_loop(self):
+        outbox = self._outbox
         while True:
-            if self.stopping and self._outbox.empty():
-                # stop() cancels this task, but a cancel that lands inside the Redis layer's
-                # group_send can be swallowed there: without this the loop would wait for ever.
-                return
-            kind, target, message = await self._outbox.get()
+            if not outbox:
+                self._outbox_idle.set()
+                if self.stopping:
+                    # stop() cancels this task, but a cancel that lands inside the Redis layer's
+                    # group_send can be swallowed there: without this the loop would wait for ever.
+                    return
+                self._outbox_ready.clear()
+                await self._outbox_ready.wait()
+                continue
+            kind, target, message = outbox.popleft()
+            if kind == "stream":
+                kind, target, message = "group_owned", STREAM_GROUP, self._next_stream_message(message)
+            elif kind == "owned" and message.get("type") == "board.snapshot":
+                self._snapshot_asked.discard(target)
             try:
-                if kind == "group":
+                if kind == "group_owned" and hasattr(self.layer, "group_send_owned"):
+                    await self.layer.group_send_owned(target, message)
+                elif kind in ("group", "group_owned"):
                     await self.layer.group_send(target, message)
                 elif kind == "owned" and hasattr(self.layer, "send_owned"):
                     await self.layer.send_owned(target, message)
@@ -380,8 +428,6 @@ class Bridge:
                 raise
             except Exception:  # noqa: BLE001 - a full or gone channel must not stop publishing
                 logger.warning("%s: could not deliver %s to %s", self.name, message.get("type"), target, exc_info=True)
-            finally:
-                self._outbox.task_done()
 
     async def _heartbeat_loop(self):
         """The link state again and again: sockets notice a dead bridge by its silence."""
@@ -408,7 +454,10 @@ class Bridge:
         kind = message.get("type")
         reply_to = message.get("reply_to")
         if kind == "bridge.snapshot":
-            if reply_to:
+            # A process asks once and again after a backoff; one already waiting in the outbox
+            # answers both (it is built now, in board order, so nothing queued after it is lost).
+            if reply_to and reply_to not in self._snapshot_asked:
+                self._snapshot_asked.add(reply_to)
                 self._queue_send(reply_to, self.snapshot(), owned=True)
             return
         if kind == "bridge.sessions":  # a socket just connected: its user's sessions in flight

@@ -1,8 +1,8 @@
 """The in-memory channel layer of the embedded (one process) setup, with a cheaper sweep.
 
 Channels' InMemoryChannelLayer sweeps for expired messages and group memberships on every send to
-a group and every receive, walking every group each time. With one group per phone (see
-`bridge.device_group`) a thousand phones made that sweep cost more than the fan-out itself
+a group and every receive, walking every group each time. With one group per phone (as the
+fan-out once had) a thousand phones made that sweep cost more than the fan-out itself
 (bench/fanout.py: 1.5 ms per event, seconds of backlog at 500 events/s). Sweeping at most once a
 second changes nothing a dashboard can notice: a message expires up to a second later.
 
@@ -32,6 +32,17 @@ class InMemoryChannelLayer(ChannelsInMemoryChannelLayer):
             return
         self._last_sweep = now
         super()._clean_expired()
+
+    async def group_send_owned(self, group, message):
+        """`group_send` without the deep copy per member (the bridge's stream: built once, never
+        changed, read by each process's replica)."""
+        self.require_valid_group_name(group)
+        self._clean_expired()
+        for channel in list(self.groups.get(group, {})):
+            try:
+                await self.send_owned(channel, message)
+            except ChannelFull:
+                pass  # as group_send: a full member misses it (its replica sees the hole)
 
     async def send_owned(self, channel, message):
         """`send` without the deep copy: the receiver gets `message` itself (read-only)."""

@@ -1,11 +1,12 @@
 """The browser's WebSockets: one authenticated dashboard (DashboardConsumer), or the training
 library's play buttons (LibraryConsumer, commands and their answers only).
 
-On connect it works out what its user may see, joins the diff groups of exactly those phones, asks
-the bridge for a snapshot and then forwards diffs (filtered once more here): a phone outside the
-user's view never reaches the browser, not even as a diff. Diffs that arrive before the snapshot
-are buffered; those the snapshot already holds (seq <= snapshot seq) are dropped. Browser commands are checked for shape only and
-forwarded to the bridge, which checks rights and records them.
+On connect it works out what its user may see and attaches to its process's board
+(`supervision.process_board`): the snapshot is built there from the process's replica, filtered to
+those phones, and the diffs of exactly those phones are handed to it as ready-made frames: a phone
+outside the user's view never reaches the browser, not even as a diff. Diffs the snapshot already
+holds (seq <= snapshot seq) are dropped. Browser commands are checked for shape only and forwarded
+to the bridge, which checks rights and records them.
 
 A page that announces acknowledgements (`hello` with `acks: true`) gets a bounded window: the
 consumer counts the frames it sent after the page's last `ack`, and past ACK_WINDOW_FRAMES (or
@@ -21,7 +22,6 @@ import collections
 import json
 import logging
 import random
-import time
 
 from channels.db import database_sync_to_async
 from channels.exceptions import ChannelFull
@@ -33,8 +33,9 @@ from django.utils.translation import gettext as _
 
 from accounts import sessions
 from supervision import audience, jsontext
-from supervision.bridge import BOARD_GROUP, BRIDGE_CHANNEL, device_group, user_group
+from supervision.bridge import BRIDGE_CHANNEL, user_group
 from supervision.presence import PRESENCE_CHANNEL
+from supervision.process_board import process_board
 
 logger = logging.getLogger(__name__)
 
@@ -45,11 +46,6 @@ HEARTBEAT_SECONDS = 15
 # Each refresh costs a hundred queries, so hundreds of sockets must not do it all at once.
 ROSTER_REFRESH_SECONDS = 300
 ROSTER_CHANGE_SPREAD_SECONDS = 2.0
-SNAPSHOT_WAIT_SECONDS = 3
-# The bridge repeats its link state every BRIDGE_HEARTBEAT_SECONDS; this many beats of silence
-# mean the bridge process is gone (killed `ami_bridge`), and the page is told.
-BRIDGE_SILENT_BEATS = 3
-NO_BRIDGE = {"state": "no_bridge", "since": None, "detail": ""}
 MODES = ("listen", "whisper", "barge")
 # A page that acknowledges may be this far behind (frames sent after its last ack, or their bytes)
 # before its diffs are dropped: at a curator's few frames a second, minutes of slack; an admin's
@@ -257,136 +253,73 @@ class DashboardConsumer(CommandSocket):
         if not await self._admit():
             return
         self.view = await database_sync_to_async(audience.build_view)(self.user)
-        self.snapshot_seq = None  # None while waiting for the bridge's snapshot
-        self.device_seq = {}  # device -> seq of the last diff forwarded for it
-        self.pending_diffs = []
+        self.snapshot_seq = None  # None until the page got a snapshot (and again while it is stale)
         self.acks = False  # the page acknowledges what it applied (its `hello`)
         self.unacked = collections.deque()  # (seq, characters) of frames sent after the last ack
         self.unacked_chars = 0
         self.stale = False  # fell behind the window: diffs are dropped until it speaks again
         self.stale_close = None
         self.link = None
-        self.bridge_heard = time.monotonic()  # the last message from the bridge
-        self.joined_devices = set()
-        await self.channel_layer.group_add(BOARD_GROUP, self.channel_name)
+        self.timers = []
         await self.channel_layer.group_add(self.user_group, self.channel_name)
-        await self._follow_devices(self.view.devices)
         await self.accept()
         await self._say_presence("here")
-        self.snapshot_wait = None
         self.timers = [
             asyncio.create_task(self._heartbeat()),
             asyncio.create_task(self._refresh_roster()),
-            asyncio.create_task(self._watch_bridge()),
         ]
-        await self.request_snapshot()
+        self.board = process_board(self.channel_layer)
+        await self.board.attach(self)
 
     async def disconnect(self, code):
-        for task in [*getattr(self, "timers", []), getattr(self, "snapshot_wait", None), getattr(self, "stale_close", None)]:
+        for task in [*getattr(self, "timers", []), getattr(self, "stale_close", None)]:
             if task is not None:
                 task.cancel()
-        if hasattr(self, "joined_devices"):  # it got as far as joining groups
+        if hasattr(self, "board"):  # it got as far as attaching
+            self.board.detach(self)
             await self._say_presence("gone")
-            await self.channel_layer.group_discard(BOARD_GROUP, self.channel_name)
             await self.channel_layer.group_discard(self.user_group, self.channel_name)
-            await self._follow_devices(frozenset())
 
-    async def _follow_devices(self, devices):
-        """Be in the diff group of each visible phone, and of no other."""
-        for device in self.joined_devices - devices:
-            await self.channel_layer.group_discard(device_group(device), self.channel_name)
-        for device in devices - self.joined_devices:
-            await self.channel_layer.group_add(device_group(device), self.channel_name)
-        self.joined_devices = set(devices)
-
-    # --- snapshot and diffs ----------------------------------------------------------------------
+    # --- snapshot and diffs (called by the process's board) --------------------------------------
 
     async def request_snapshot(self):
+        """A fresh snapshot from the process's replica; if it is being reloaded, when it is."""
         self.snapshot_seq = None
-        self.pending_diffs = []
-        try:
-            await self.channel_layer.send(BRIDGE_CHANNEL, {"type": "bridge.snapshot", "reply_to": self.channel_name})
-        except ChannelFull:
-            logger.warning("the bridge does not take requests (is it running?)")
-        if self.snapshot_wait is not None:
-            self.snapshot_wait.cancel()
-        self.snapshot_wait = asyncio.create_task(self._snapshot_watchdog())
+        if self.board.replica.loaded:
+            await self.board_ready()
 
-    async def _snapshot_watchdog(self):
-        """No bridge answers (AMI_BRIDGE=off, the external bridge is down): say so, keep asking."""
-        while self.snapshot_seq is None:
-            await asyncio.sleep(SNAPSHOT_WAIT_SECONDS)
-            if self.snapshot_seq is not None:
-                return
-            await self.send_json({"type": "link", "link": NO_BRIDGE})
-            try:
-                await self.channel_layer.send(BRIDGE_CHANNEL, {"type": "bridge.snapshot", "reply_to": self.channel_name})
-            except ChannelFull:
-                pass
-
-    async def board_snapshot(self, event):
-        if self.snapshot_seq is not None:
-            return  # a late answer to an earlier request: the first one already counted
-        self.bridge_heard = time.monotonic()
-        seq = event["seq"]
+    async def board_ready(self, new_bridge=False):
+        if self.stale:
+            return  # not reading: it gets one when it speaks again
+        first = self.snapshot_seq is None and not getattr(self, "sessions_asked", False)
+        seq, text = self.board.snapshot_frame(self.view)
         self.snapshot_seq = seq
-        self.device_seq = {}
-        self.link = event.get("link")
+        self.link = self.board.link
         self.unacked.clear()  # what the page had is replaced by this
         self.unacked_chars = 0
-        await self._send_counted(seq, self._snapshot_frame(event, seq))
-        pending, self.pending_diffs = self.pending_diffs, []
-        for diff_event in pending:
-            await self.board_diff(diff_event)
-        # Then this user's sessions in flight, from the bridge that runs them (a reloaded page or
-        # a second tab gets its Stop and Switch back); they come as the presses' own messages.
-        try:
-            await self.channel_layer.send(BRIDGE_CHANNEL, {"type": "bridge.sessions", "user_id": self.user.pk,
-                                                           "reply_to": self.channel_name, "language": self.language})
-        except ChannelFull:
-            logger.warning("the bridge does not take requests; the page gets its sessions with its next snapshot")
+        await self._send_counted(seq, text)
+        if first or new_bridge:
+            # Then this user's sessions in flight, from the bridge that runs them (a reloaded page,
+            # a second tab or a restarted bridge gets its Stop and Switch back); they come as the
+            # presses' own messages.
+            self.sessions_asked = True
+            try:
+                await self.channel_layer.send(BRIDGE_CHANNEL, {"type": "bridge.sessions", "user_id": self.user.pk,
+                                                               "reply_to": self.channel_name, "language": self.language})
+            except ChannelFull:
+                logger.warning("the bridge does not take requests; the page gets its sessions with its next snapshot")
 
-    def _snapshot_frame(self, event, seq):
-        """The snapshot's JSON text. The bridge sends each channel's JSON text along with it
-        (`channel_json`, same order): the visible ones are joined as they are, so an admin's
-        5,000-call frame is not encoded again for every socket."""
-        channels = event.get("channels", [])
-        texts = event.get("channel_json")
-        head = {"type": "snapshot", **self.view.as_dict()}
-        phones = [phone for phone in event.get("phones", ()) if phone["device"] in self.view.devices]
-        tail = {"phones": phones, "link": self.link, "seq": seq, "now": event.get("now")}
-        if not isinstance(texts, list) or len(texts) != len(channels):
-            return jsontext.dumps({**head, "channels": audience.filter_channels(channels, self.view.devices), **tail})
-        devices = self.view.devices
-        shown = ",".join(text for channel, text in zip(channels, texts) if channel.get("device") in devices)
-        return "".join((jsontext.dumps(head)[:-1], ',"channels":[', shown, "],",
-                        jsontext.dumps(tail)[1:]))
+    async def board_diff(self, seq, frame):
+        if self.stale or self.snapshot_seq is None or seq <= self.snapshot_seq:
+            return  # stale: dropped, never queued; else the snapshot holds it, or one is coming
+        if self.acks and (len(self.unacked) >= ACK_WINDOW_FRAMES or self.unacked_chars >= ACK_WINDOW_BYTES):
+            await self._fall_behind()
+            return
+        await self._send_counted(seq, frame)
 
-    async def board_diff(self, event):
-        self.bridge_heard = time.monotonic()
-        if self.stale:
-            return  # dropped, never queued: the page gets a snapshot when it speaks again
-        if self.snapshot_seq is None:
-            self.pending_diffs.append(event)
-            return
-        seq, device = event["seq"], event.get("device")
-        if seq <= self.snapshot_seq:
-            return  # the snapshot already holds it
-        prev = event.get("prev", 0)
-        if prev > self.snapshot_seq and self.device_seq.get(device) != prev:
-            # This phone's previous diff never came (a full channel dropped it): start again.
-            logger.info("dashboard of user %s missed diff %s of %s; resyncing", self.user.pk, prev, device)
-            await self.request_snapshot()
-            return
-        self.device_seq[device] = seq
-        # The bridge sends one message per phone: the socket's view decides for all its diffs
-        # (a phone just taken off this view may still be in a group the socket leaves shortly).
-        if device in self.view.devices:
-            diffs = event["diffs"]
-            if self.acks and (len(self.unacked) >= ACK_WINDOW_FRAMES or self.unacked_chars >= ACK_WINDOW_BYTES):
-                await self._fall_behind()
-                return
-            await self._send_counted(seq, jsontext.dumps({"type": "diff", "seq": seq, "diffs": diffs}))
+    async def board_link(self, link):
+        self.link = link
+        await self.send_json({"type": "link", "link": link})
 
     # --- the acknowledgement window --------------------------------------------------------------
 
@@ -424,14 +357,6 @@ class DashboardConsumer(CommandSocket):
         self.unacked_chars = 0
         await self.request_snapshot()
 
-    async def board_link(self, event):
-        self.bridge_heard = time.monotonic()
-        if event["link"] == self.link:
-            return  # the bridge's heartbeat: nothing changed for the page
-        self.link = event["link"]
-        if self.snapshot_seq is not None:
-            await self.send_json({"type": "link", "link": self.link})
-
     async def roster_changed(self, _event=None):
         """Someone edited the roster: look again, after a random moment so sockets take turns."""
         if getattr(self, "roster_refresh", None) is None or self.roster_refresh.done():
@@ -447,7 +372,7 @@ class DashboardConsumer(CommandSocket):
         view = await database_sync_to_async(audience.build_view)(self.user)
         if snapshot or view != self.view:
             self.view = view
-            await self._follow_devices(view.devices)
+            self.board.follow(self, view.devices)
             await self.request_snapshot()
 
     # --- timers ----------------------------------------------------------------------------------
@@ -466,27 +391,6 @@ class DashboardConsumer(CommandSocket):
                                                              "socket": self.channel_name, "role": self.user.role})
         except Exception:  # noqa: BLE001 - ChannelFull, or the layer is away: the next heartbeat says it again
             logger.debug("dashboard of user %s could not tell the bridge it is %s", self.user.pk, state)
-
-    async def _watch_bridge(self):
-        """A bridge that went silent is gone: say so and ask for a snapshot until one answers."""
-        beat = settings.BRIDGE_HEARTBEAT_SECONDS
-        while True:
-            await asyncio.sleep(beat)
-            silent = time.monotonic() - self.bridge_heard > BRIDGE_SILENT_BEATS * beat
-            if silent and self.snapshot_seq is not None:
-                logger.info("dashboard of user %s: no word from the bridge for %.0f s", self.user.pk, BRIDGE_SILENT_BEATS * beat)
-                self.link = NO_BRIDGE
-                await self.send_json({"type": "link", "link": NO_BRIDGE})
-                try:
-                    await self._rejoin_groups()  # a restarted Redis forgot every group
-                    await self.request_snapshot()  # its watchdog keeps asking until a bridge answers
-                except Exception:  # noqa: BLE001 - the layer is away too; try again next beat
-                    logger.warning("dashboard of user %s: channel layer unavailable", self.user.pk, exc_info=True)
-
-    async def _rejoin_groups(self):
-        """Join every group again (adding a member twice is harmless)."""
-        for group in [BOARD_GROUP, self.user_group, *(device_group(device) for device in self.joined_devices)]:
-            await self.channel_layer.group_add(group, self.channel_name)
 
     async def _refresh_roster(self):
         while True:

@@ -1,15 +1,17 @@
-"""The bridge over real TCP to the simulated PBX: board diffs to the group, snapshots, link state,
-the resync after a reconnect, and the command plug-in interface."""
+"""The bridge over real TCP to the simulated PBX: the board's stream and snapshots (what a web server
+process's replica follows), link state, the resync after a reconnect, and the command plug-in
+interface."""
 
 import asyncio
+import json
 import textwrap
 
 import pytest
 
 from supervision import bridge as bridge_module
-from supervision.board import apply_diffs
-from supervision.bridge import BOARD_GROUP, BRIDGE_CHANNEL, Bridge, device_group, user_group
+from supervision.bridge import BRIDGE_CHANNEL, STREAM_GROUP, Bridge, user_group
 from supervision.bridge_host import build_bridge
+from supervision.replica import BoardReplica, Gap
 from tests.live_stack import channel_layer, live_bridge, wait_for  # noqa: F401
 
 pytestmark = pytest.mark.timeout(30)
@@ -35,41 +37,90 @@ async def ask_snapshot(layer, channel):
     return await next_message(layer, channel, "board.snapshot")
 
 
-async def test_snapshot_plus_diffs_equals_a_fresh_snapshot(live_bridge):
+def snapshot_channels(snapshot):
+    return [json.loads(text) for _name, _device, text in snapshot["board"]]
+
+
+def stream_devices(message):
+    return {device for device, _seq, _items, _frame in message["parts"]}
+
+
+async def test_snapshot_plus_stream_equals_a_fresh_snapshot(live_bridge):
     layer = live_bridge.layer
-    followed = {"SIP/101", "SIP/trunk"}  # the trainee's phone and the customer's leg
-    watcher = await listen(layer, BOARD_GROUP, *(device_group(d) for d in followed))
+    watcher = await listen(layer, STREAM_GROUP)
     first = await ask_snapshot(layer, watcher)
-    assert first["channels"] == []
+    assert first["board"] == []
     assert first["link"]["state"] == "up"
+    replica = BoardReplica()
+    replica.load(first)
 
     name = await live_bridge.pbx.inbound_call("SIP/101", caller_num="5550001", caller_name="Customer One")
-    channels, seq, last_of = first["channels"], first["seq"], {}
-
-    def apply(message):
-        nonlocal channels, seq
-        assert message["seq"] >= seq  # in board order (one change may touch two phones)
-        assert message["prev"] == last_of.get(message["device"], 0)  # nothing lost for this phone
-        assert {d["channel"]["device"] if d["op"] == "upsert" else d["device"] for d in message["diffs"]} == {message["device"]}
-        seq = last_of[message["device"]] = message["seq"]
-        channels = apply_diffs(channels, message["diffs"])
-
-    while not any(c["name"] == name and c["state"] == "up" for c in channels):
-        apply(await next_message(layer, watcher, "board.diff"))
+    while not any(c["name"] == name and c["state"] == "up" for c in replica.channels()):
+        message = await next_message(layer, watcher, "board.stream")
+        assert message["prev"] <= replica.seq  # nothing lost in between
+        for device, seq, _items, frame in replica.apply(message):
+            diff = json.loads(frame)  # the page's own frame, ready-made
+            assert diff["type"] == "diff" and diff["seq"] == seq
+            assert {d["channel"]["device"] if d["op"] == "upsert" else d["device"] for d in diff["diffs"]} == {device}
     # Everything queued before the snapshot reaches this channel before it (one outbound queue).
     await layer.send(BRIDGE_CHANNEL, {"type": "bridge.snapshot", "reply_to": watcher})
     while (message := await layer.receive(watcher))["type"] != "board.snapshot":
-        if message["type"] == "board.diff":
-            apply(message)
-    fresh = [c for c in message["channels"] if c["device"] in followed]
-    assert message["seq"] >= seq
-    assert sorted(fresh, key=lambda c: c["name"]) == sorted(channels, key=lambda c: c["name"])
-    assert any(c["connected_num"] == "5550001" for c in channels if c["device"] == "SIP/101")
+        if message["type"] == "board.stream":
+            replica.apply(message)
+    assert message["seq"] == replica.seq
+    assert sorted(snapshot_channels(message), key=lambda c: c["name"]) == sorted(replica.channels(), key=lambda c: c["name"])
+    assert any(c["connected_num"] == "5550001" for c in replica.channels() if c["device"] == "SIP/101")
+    assert message["epoch"] == first["epoch"] == live_bridge.bridge.epoch
+
+
+async def test_snapshot_requests_waiting_in_the_outbox_are_answered_once(live_bridge):
+    layer, bridge = live_bridge.layer, live_bridge.bridge
+    watcher = await layer.new_channel()
+    await bridge.drain()
+    for _ in range(5):  # the bridge reads them all before its publisher runs
+        bridge._dispatch({"type": "bridge.snapshot", "reply_to": watcher})
+    await bridge.drain()
+    answers = []
+    while True:
+        try:
+            answers.append(await asyncio.wait_for(layer.receive(watcher), 0.2))
+        except TimeoutError:
+            break
+    assert [answer["type"] for answer in answers] == ["board.snapshot"]
+    assert (await ask_snapshot(layer, watcher))["type"] == "board.snapshot"  # answered again once sent
+
+
+async def test_a_burst_the_layer_cannot_take_drops_queued_diffs_and_leaves_a_hole(live_bridge, monkeypatch):
+    """The outbox keeps at most STREAM_BACKLOG_PARTS diffs: past it they are dropped (a replica sees
+    the hole and resyncs) instead of growing without bound."""
+    layer, bridge = live_bridge.layer, live_bridge.bridge
+    monkeypatch.setattr(bridge_module, "STREAM_BACKLOG_PARTS", 3)
+    watcher = await listen(layer, STREAM_GROUP)
+    replica = BoardReplica()
+    replica.load(await ask_snapshot(layer, watcher))
+    gate = asyncio.Event()
+    send = layer.group_send_owned
+
+    async def slow_layer(group, message):
+        await gate.wait()
+        await send(group, message)
+
+    monkeypatch.setattr(layer, "group_send_owned", slow_layer)
+    for device in ("SIP/101", "SIP/102", "SIP/103", "SIP/104"):
+        await live_bridge.pbx.inbound_call(device)
+    await wait_for(lambda: bridge.stream_drops)
+    assert bridge._stream_backlog <= 3  # dropped, not kept
+    gate.set()
+    await live_bridge.pbx.inbound_call("SIP/105")  # a change after the burst: its message shows the hole
+    await bridge.drain()
+    with pytest.raises(Gap):
+        while True:
+            replica.apply(await next_message(layer, watcher, "board.stream"))
 
 
 async def test_link_goes_down_when_the_pbx_stops_and_up_with_the_board_rebuilt(live_bridge):
     layer = live_bridge.layer
-    watcher = await listen(layer, BOARD_GROUP)
+    watcher = await listen(layer, STREAM_GROUP)
     await live_bridge.pbx.stop()
     down = await next_message(layer, watcher, "board.link")
     while down["link"]["state"] not in ("down", "connecting"):
@@ -85,7 +136,7 @@ async def test_link_goes_down_when_the_pbx_stops_and_up_with_the_board_rebuilt(l
                 break
     assert link["resync"] == "done"
     snapshot = await ask_snapshot(layer, watcher)
-    assert [c["device"] for c in snapshot["channels"]].count("SIP/102") >= 1
+    assert [device for _name, device, _text in snapshot["board"]].count("SIP/102") >= 1
 
 
 async def test_coreshowchannels_refused_is_said_and_events_still_flow(channel_layer):
@@ -94,7 +145,7 @@ async def test_coreshowchannels_refused_is_said_and_events_still_flow(channel_la
     pbx = FakePBX(port=0, users={"dashboard": {"secret": "dashboard-demo", "read": "call", "write": "originate"}})
     await pbx.start()
     bridge = build_bridge(channel_layer, port=pbx.port, command_modules=())
-    watcher = await listen(channel_layer, BOARD_GROUP, device_group("SIP/103"))
+    watcher = await listen(channel_layer, STREAM_GROUP)
     await bridge.start()
     try:
         await bridge.client.wait_until("up", timeout=5)
@@ -104,8 +155,7 @@ async def test_coreshowchannels_refused_is_said_and_events_still_flow(channel_la
         await pbx.inbound_call("SIP/103")
         devices = set()
         while "SIP/103" not in devices:
-            diff = await next_message(channel_layer, watcher, "board.diff")
-            devices |= {d["channel"]["device"] for d in diff["diffs"] if d["op"] == "upsert"}
+            devices |= stream_devices(await next_message(channel_layer, watcher, "board.stream"))
     finally:
         await bridge.stop()
         await pbx.stop()
@@ -229,15 +279,17 @@ async def test_the_ami_bridge_command_serves_web_servers_through_redis(redis_url
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     layer = RedisChannelLayer(hosts=[redis_url], prefix=prefix)
     try:
-        watcher = await listen(layer, BOARD_GROUP, device_group("SIP/101"))
+        watcher = await listen(layer, STREAM_GROUP)
         async with asyncio.timeout(20):
             while pbx.sessions != 1:
                 await asyncio.sleep(0.05)
         snapshot = await ask_snapshot(layer, watcher)
         assert snapshot["link"]["state"] == "up"
         await pbx.inbound_call("SIP/101")
-        diff = await next_message(layer, watcher, "board.diff")
-        assert diff["seq"] > snapshot["seq"]
+        stream = await next_message(layer, watcher, "board.stream")
+        while "SIP/101" not in stream_devices(stream):
+            stream = await next_message(layer, watcher, "board.stream")
+        assert stream["seq"] > snapshot["seq"] and stream["epoch"] == snapshot["epoch"]
     finally:
         process.terminate()
         output = process.communicate(timeout=15)[0].decode()

@@ -7,8 +7,8 @@ import pytest
 from channels.db import database_sync_to_async
 
 from accounts.demo import seed_demo_roster
-from supervision import consumers
-from supervision.bridge import BOARD_GROUP, BRIDGE_CHANNEL, device_group, user_group
+from supervision import consumers, process_board
+from supervision.bridge import BOARD_GROUP, BRIDGE_CHANNEL, user_group
 from tests.live_stack import (  # noqa: F401
     channel_layer,
     devices_in,
@@ -140,49 +140,11 @@ async def test_link_state_reaches_the_browser_when_the_pbx_goes_away_and_comes_b
     await socket.disconnect()
 
 
-# --- the snapshot/diff hand-over, with the test playing the bridge -------------------------------
-
-
-async def test_diffs_before_the_snapshot_are_buffered_and_old_ones_dropped(channel_layer, roster):
-    socket = await open_dashboard(roster.users["petrova"])
-    request = await channel_layer.receive(BRIDGE_CHANNEL)
-    assert request["type"] == "bridge.snapshot"
-
-    async def publish(seq, prev, device, state="up"):
-        name = f"{device}-0000000{seq}"
-        await channel_layer.group_send(
-            device_group(device),
-            {"type": "board.diff", "seq": seq, "prev": prev, "device": device,
-             "diffs": [{"op": "upsert", "channel": {"name": name, "device": device, "state": state}}]},
-        )
-
-    await publish(5, 0, "SIP/101")  # already in the snapshot
-    await publish(6, 0, "SIP/102")  # newer than the snapshot
-    await channel_layer.send(
-        request["reply_to"],
-        {"type": "board.snapshot", "seq": 5, "now": 1.0, "link": {"state": "up"},
-         "channels": [{"name": "SIP/101-00000005", "device": "SIP/101", "state": "up"},
-                      {"name": "SIP/104-00000001", "device": "SIP/104", "state": "up"}]},
-    )
-    snapshot = await snapshot_of(socket)
-    assert [c["name"] for c in snapshot["channels"]] == ["SIP/101-00000005"]
-    diff = (await receive_until(socket, is_type("diff")))[-1]
-    assert diff["seq"] == 6 and diff["diffs"][0]["channel"]["device"] == "SIP/102"
-
-    await publish(7, 6, "SIP/102")  # follows the one it got: forwarded
-    assert (await receive_until(socket, is_type("diff")))[-1]["seq"] == 7
-    # SIP/103's diff 8 never came (a full channel dropped it): the consumer asks for a new snapshot.
-    await publish(9, 8, "SIP/103")
-    sessions = await channel_layer.receive(BRIDGE_CHANNEL)  # asked for right after the snapshot
-    assert sessions == {"type": "bridge.sessions", "user_id": roster.users["petrova"].pk,
-                        "reply_to": request["reply_to"], "language": "en"}
-    again = await channel_layer.receive(BRIDGE_CHANNEL)
-    assert again == {"type": "bridge.snapshot", "reply_to": request["reply_to"]}
-    await socket.disconnect()
+# --- without a bridge (the hand-over itself: tests/test_process_board.py) --------------------------
 
 
 async def test_without_a_bridge_the_page_is_told(channel_layer, roster, monkeypatch):
-    monkeypatch.setattr(consumers, "SNAPSHOT_WAIT_SECONDS", 0.05)
+    monkeypatch.setattr(process_board, "SNAPSHOT_WAIT_SECONDS", 0.05)
     socket = await open_dashboard(roster.users["petrova"])
     frame = (await receive_until(socket, is_type("link")))[-1]
     assert frame["link"]["state"] == "no_bridge"

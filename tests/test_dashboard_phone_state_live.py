@@ -1,14 +1,15 @@
 """Phone state through the real pieces: the simulated PBX over TCP, the AMI client, the bridge (its
-DeviceStateList at login, the phone diffs on each phone's own group) and a dashboard socket of the
+DeviceStateList at login, the phone diffs in its stream beside that phone's channels) and a dashboard socket of the
 real ASGI stack, whose snapshot carries only the phones its user may see."""
 
 import asyncio
+import json
 
 import pytest
 from channels.db import database_sync_to_async
 
 from accounts.demo import seed_demo_roster
-from supervision.bridge import BRIDGE_CHANNEL, device_group
+from supervision.bridge import BRIDGE_CHANNEL, STREAM_GROUP
 from supervision.bridge_host import build_bridge
 from tests.live_stack import channel_layer, live_bridge, open_dashboard, receive_until, wait_for  # noqa: F401
 
@@ -22,17 +23,25 @@ async def listen(layer, *groups):
     return channel
 
 
+_unread = {}  # channel -> phone records of messages already received, not yet asked for
+
+
 async def next_phone(layer, channel, device, timeout=5.0):
-    """The next phone record the bridge publishes for `device`."""
+    """The next phone record the bridge publishes for `device` (one stream message may carry
+    several changes: they are read in order)."""
+    unread = _unread.setdefault(channel, [])
     async with asyncio.timeout(timeout):
         while True:
-            message = await layer.receive(channel)
-            if message["type"] != "board.diff":
-                continue
-            for diff in message["diffs"]:
-                if diff["op"] == "phone" and diff["device"] == device:
-                    assert message["device"] == device  # on that phone's own group, with its channels
+            while unread:
+                part_device, diff = unread.pop(0)
+                if diff["device"] == device:
+                    assert part_device == device  # in that phone's part, with its channels
                     return diff["phone"]
+            message = await layer.receive(channel)
+            if message["type"] != "board.stream":
+                continue
+            for part_device, _seq, _items, frame in message["parts"]:
+                unread += [(part_device, diff) for diff in json.loads(frame)["diffs"] if diff["op"] == "phone"]
 
 
 async def snapshot(layer, channel):
@@ -47,7 +56,7 @@ async def snapshot(layer, channel):
 async def test_the_bridge_lists_device_states_at_login_and_publishes_each_change(live_bridge):
     layer, bridge, pbx = live_bridge.layer, live_bridge.bridge, live_bridge.pbx
     assert bridge.link_state()["phone_list"] == "done"
-    watcher = await listen(layer, device_group("SIP/102"), device_group("SIP/103"))
+    watcher = await listen(layer, STREAM_GROUP)
 
     pbx.set_phone("SIP/102", "answer")
     pbx.phone_gone("SIP/102")
@@ -79,7 +88,7 @@ async def test_a_user_without_the_right_to_list_gets_unknown_phones_and_still_th
     pbx.set_phone("SIP/102", "answer")
     await pbx.start()
     bridge = build_bridge(channel_layer, port=pbx.port, command_modules=())
-    watcher = await listen(channel_layer, device_group("SIP/102"))
+    watcher = await listen(channel_layer, STREAM_GROUP)
     await bridge.start()
     try:
         await bridge.client.wait_until("up", timeout=5)
