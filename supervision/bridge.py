@@ -415,6 +415,10 @@ class Bridge:
                 kind, target, message = "group_owned", STREAM_GROUP, self._next_stream_message(message)
             elif kind == "owned" and message.get("type") == "board.snapshot":
                 self._snapshot_asked.discard(target)
+            elif message.get("type") == "board.link" and target == STREAM_GROUP:
+                # Where the stream is, as of this message: a process that lost the last messages
+                # of a burst learns it from the next heartbeat, not only from the next change.
+                message["seq"] = self._stream_seq
             try:
                 if kind == "group_owned" and hasattr(self.layer, "group_send_owned"):
                     await self.layer.group_send_owned(target, message)

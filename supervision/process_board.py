@@ -159,6 +159,10 @@ class ProcessBoard:
                 logger.info("a new bridge run: the board of this process asks for its snapshot")
                 self._forget()
                 return
+            if self.replica.loaded and message.get("seq", 0) > self.replica.seq:
+                logger.info("the board of this process missed the end of the stream (at %s, the stream at %s); "
+                            "asking for a snapshot", self.replica.seq, message.get("seq"))
+                self._forget()
             await self._set_link(message["link"])
         elif kind == "board.snapshot":
             self._heard()
