@@ -288,26 +288,23 @@ class DashboardConsumer(CommandSocket):
         if self.board.replica.loaded:
             await self.board_ready()
 
-    async def board_ready(self, new_bridge=False):
+    async def board_ready(self):
         if self.stale:
             return  # not reading: it gets one when it speaks again
-        first = self.snapshot_seq is None and not getattr(self, "sessions_asked", False)
         seq, text = self.board.snapshot_frame(self.view)
         self.snapshot_seq = seq
         self.link = self.board.link
         self.unacked.clear()  # what the page had is replaced by this
         self.unacked_chars = 0
         await self._send_counted(seq, text)
-        if first or new_bridge:
-            # Then this user's sessions in flight, from the bridge that runs them (a reloaded page,
-            # a second tab or a restarted bridge gets its Stop and Switch back); they come as the
-            # presses' own messages.
-            self.sessions_asked = True
-            try:
-                await self.channel_layer.send(BRIDGE_CHANNEL, {"type": "bridge.sessions", "user_id": self.user.pk,
-                                                               "reply_to": self.channel_name, "language": self.language})
-            except ChannelFull:
-                logger.warning("the bridge does not take requests; the page gets its sessions with its next snapshot")
+        # Then this user's sessions in flight, from the bridge that runs them (a reloaded page, a
+        # second tab, a restarted bridge: the page forgets them at each snapshot); they come as the
+        # presses' own messages.
+        try:
+            await self.channel_layer.send(BRIDGE_CHANNEL, {"type": "bridge.sessions", "user_id": self.user.pk,
+                                                           "reply_to": self.channel_name, "language": self.language})
+        except ChannelFull:
+            logger.warning("the bridge does not take requests; the page gets its sessions with its next snapshot")
 
     async def board_diff(self, seq, frame):
         if self.stale or self.snapshot_seq is None or seq <= self.snapshot_seq:

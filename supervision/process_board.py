@@ -51,7 +51,7 @@ def process_board(layer):
 class ProcessBoard:
     """Sockets attach with `attach(socket)` and leave with `detach(socket)`. A socket has `view`
     (`.devices`: the phones it may see) and these coroutines, called from here:
-    `board_ready(new_bridge)` (the replica is loaded: send a snapshot), `board_diff(seq, frame)`,
+    `board_ready()` (the replica is (re)loaded: send a snapshot), `board_diff(seq, frame)`,
     `board_link(link)` (the link changed) and `roster_changed()`."""
 
     def __init__(self, layer, loop):
@@ -82,7 +82,7 @@ class ProcessBoard:
         self.sockets.add(socket)
         self.follow(socket, socket.view.devices)
         if self.replica.loaded:
-            await socket.board_ready(new_bridge=True)
+            await socket.board_ready()
         elif self.link is not None:
             await socket.board_link(self.link)  # e.g. no bridge: the page says so while it waits
 
@@ -166,12 +166,11 @@ class ProcessBoard:
             await self._set_link(message["link"])
         elif kind == "board.snapshot":
             self._heard()
-            new_bridge = message.get("epoch") != self.replica.epoch
             self.replica.load(message)
             self.loads += 1
             self.link = self.replica.link
             for socket in list(self.sockets):
-                await self._tell(socket.board_ready(new_bridge=new_bridge))
+                await self._tell(socket.board_ready())
         elif kind == "roster.changed":
             for socket in list(self.sockets):
                 await self._tell(socket.roster_changed())

@@ -27,7 +27,7 @@ class Page:
         self.diffs = []
         self.links = []
 
-    async def board_ready(self, new_bridge=False):
+    async def board_ready(self):
         self.snapshots.append(self.board.replica.seq)
 
     async def board_diff(self, seq, frame):
