@@ -168,6 +168,7 @@ class ProcessBoard:
             self._heard()
             self.replica.load(message)
             self.loads += 1
+            self._poke.set()
             self.link = self.replica.link
             for socket in list(self.sockets):
                 await self._tell(socket.board_ready())
@@ -204,7 +205,6 @@ class ProcessBoard:
 
     def _heard(self):
         self.bridge_heard = time.monotonic()
-        self._poke.set()
 
     # --- staying loaded --------------------------------------------------------------------------
 
