@@ -190,8 +190,9 @@ class CommandSocket(AsyncWebsocketConsumer):
             return await self.send_error("bad_json", _("The message is not valid JSON."))
         if not isinstance(message, dict) or not isinstance(message.get("type"), str):
             return await self.send_error("bad_message", _("A message is a JSON object with a \"type\"."))
-        if (message["type"] in self.COMMANDS or message["type"] == "resync") and not await self._session_live():
-            return await self._end_session()  # a press (or the board) for a session that ended: nothing is sent
+        if (message["type"] in self.COMMANDS or message["type"] == "resync") \
+                and not sessions.press_checks_session(message["type"], self.session_key) and not await self._session_live():
+            return await self._end_session()  # a command (or the board) for a session that ended: nothing is sent
         if await self.page_message(message):
             return None
         if message["type"] not in self.COMMANDS:
@@ -206,7 +207,7 @@ class CommandSocket(AsyncWebsocketConsumer):
                 BRIDGE_CHANNEL,
                 {
                     "type": "bridge.command",
-                    "command": message,
+                    "command": sessions.forwarded(message, self.session_key),  # a press checks its session there
                     "user_id": self.user.pk,
                     "reply_to": self.channel_name,
                     "client": client[0],

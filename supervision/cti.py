@@ -92,32 +92,26 @@ class Job:
 # --- database reads (run in presses.settle's database step) --------------------------------------
 
 
-def _own_phone(user, from_id):
-    """The phone to ring: the one the page named if it is his, else his first."""
-    if user is None:
-        return None
-    phones = user.extensions.order_by("pk")
-    if from_id is not None:
-        return phones.filter(pk=from_id).first()
-    return phones.first()
+def _read_pickup(user_id, target_id, session_key=None):
+    """One query: the user, the ringing phone and its owner, his own phone, the permission, the
+    login session the press came with."""
+    read = policy.read_press(user_id, ("pickup",), target_id, own_phone=policy.FIRST_PHONE, session_key=session_key)
+    return read.decisions["pickup"], read.user, read.target, read.own_phone
 
 
-def _read_pickup(user_id, target_id):
-    user, target, decisions = policy.decide_each(user_id, ("pickup",), target_id)
-    return decisions["pickup"], user, target, _own_phone(user, None)
+def _read_own_phone(user_id, action, from_id, session_key=None):
+    """For dial and playback: the user's phone (the one the page named if it is his, else his
+    first), and may he ring it with this action? One query, the login session included."""
+    read = policy.read_press(user_id, (action,), None, own_phone=policy.FIRST_PHONE if from_id is None else from_id,
+                             session_key=session_key)
+    phone = read.own_phone
+    decision = policy.decide_read(read, action, phone) if phone is not None or read.session_ended else None
+    return decision, read.user, phone
 
 
-def _read_own_phone(user_id, action, from_id):
-    """For dial and playback: the user's phone, and may he ring it with this action?"""
-    user = policy.fresh_user(user_id)
-    phone = _own_phone(user, from_id)
-    decision = policy.decide(user, action, phone) if phone is not None else None
-    return decision, user, phone
-
-
-def _read_playback(user_id, recording_id, from_id):
+def _read_playback(user_id, recording_id, from_id, session_key=None):
     """The phone to play to and its decision, and the recording and whether it is shared."""
-    decision, user, phone = _read_own_phone(user_id, "playback", from_id)
+    decision, user, phone = _read_own_phone(user_id, "playback", from_id, session_key)
     recording = Recording.objects.filter(pk=recording_id).first() if recording_id is not None else None
     shared = policy.decide(user, "playback", recording) if recording is not None else None
     return decision, user, phone, shared, recording
@@ -200,7 +194,7 @@ class CallControl(presses.EventFollower):
             job.own_call = target.user_id == user.pk
             return presses.accepted(row, decision.reason, fields, target_name=name, target_channel=ringing["name"])
 
-        await self._press(request, job, partial(_read_pickup, request.user_id, target_id), judge, look,
+        await self._press(request, job, partial(_read_pickup, request.user_id, target_id, presses.session_key(request)), judge, look,
                           lambda: _("Calling your phone to answer your ringing call…") if job.own_call
                           else _("Calling your phone to answer %(name)s's call…") % {"name": job.target_name})
 
@@ -241,7 +235,8 @@ class CallControl(presses.EventFollower):
             return presses.accepted(_row(Kind.DIAL, user, phone, request.client, label=number), decision.reason, fields)
 
         from_id = _positive_id(request.command.get("from"))
-        await self._press(request, job, partial(_read_own_phone, request.user_id, "dial", from_id), judge,
+        read = partial(_read_own_phone, request.user_id, "dial", from_id, presses.session_key(request))
+        await self._press(request, job, read, judge,
                           self._look_at_link,
                           lambda: _("Calling your phone; once you answer it calls %(number)s…") % {"number": number})
 
@@ -281,7 +276,8 @@ class CallControl(presses.EventFollower):
             return presses.accepted(row, shared.reason, fields, target_name=title)
 
         from_id = _positive_id(request.command.get("from"))
-        await self._press(request, job, partial(_read_playback, request.user_id, recording_id, from_id), judge,
+        await self._press(request, job, partial(_read_playback, request.user_id, recording_id, from_id,
+                                                   presses.session_key(request)), judge,
                           self._look_at_link,
                           lambda: _("Calling your phone to play “%(title)s”…") % {"title": job.target_name})
 
@@ -306,7 +302,7 @@ class CallControl(presses.EventFollower):
         if early is None:
             self.pending_by_user[job.user_id] = job  # before the first await: a second press sees it
         try:
-            verdict = await presses.settle(read, partial(judge, early), look)
+            verdict = await presses.settle(read, partial(judge, early), look, request=request)
             job.session_id = verdict.session_id
             if not verdict.allowed:
                 self._release(job)

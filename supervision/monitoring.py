@@ -88,20 +88,22 @@ class LiveSession:
 # --- database reads (run in presses.settle's database step) --------------------------------------
 
 
-def _read_press(user_id, target_id, mode):
-    """The policy's answer plus what the Originate needs, read fresh from the database once (the
-    user, the phone and the permissions serve the press's mode and the keypad-switch check)."""
-    user, target, decisions = policy.decide_each(user_id, (mode, *policy.MODES), target_id)
-    decision = decisions[mode]
-    spyer = user.extensions.order_by("pk").first() if user is not None else None
-    allow_switch = bool(decision) and all(decisions[each] for each in policy.MODES)
-    return decision, user, target, spyer, allow_switch
+def _read_press(user_id, target_id, mode, session_key=None):
+    """The policy's answer plus what the Originate needs, read fresh from the database in one
+    query (the user, the phone and its owner, his own phone, the permissions serving the press's
+    mode and the keypad-switch check, the login session the press came with)."""
+    read = policy.read_press(user_id, (mode, *policy.MODES), target_id, own_phone=policy.FIRST_PHONE,
+                             session_key=session_key)
+    decision = read.decisions[mode]
+    allow_switch = bool(decision) and all(read.decisions[each] for each in policy.MODES)
+    return decision, read.user, read.target, read.own_phone, allow_switch
 
 
-def _read_people(user_id, target_id):
-    user = policy.fresh_user(user_id)
-    target = policy.fresh_extension(target_id) if target_id is not None else None
-    return user, target
+def _read_people(user_id, target_id, session_key=None):
+    """Whom a press refused before the policy was asked was about (one query; a press from an
+    ended session is told so: its socket closes)."""
+    read = policy.read_press(user_id, (), target_id, session_key=session_key)
+    return (read.user, read.target), read.session_ended
 
 
 def _read_switch(user_id, target_id, mode):
@@ -290,8 +292,9 @@ class SpyMonitor(presses.EventFollower):
     async def _originate(self, request, live):
         mode = live.mode
         verdict = await presses.settle(
-            partial(_read_press, request.user_id, live.target_id, mode if mode in policy.MODES else None),
-            partial(_judge_press, mode, request.client), self._look_at_target)
+            partial(_read_press, request.user_id, live.target_id, mode if mode in policy.MODES else None,
+                    presses.session_key(request)),
+            partial(_judge_press, mode, request.client), self._look_at_target, request=request)
         if not verdict.allowed:
             self._release(live)
             return await self._status(live.user_id, "denied", verdict.reason, verdict.text, live)
@@ -651,8 +654,16 @@ class SpyMonitor(presses.EventFollower):
 
     async def _refuse_press(self, request, target_id, mode, reason, text):
         """Refused before the policy is asked: the row names whom it was about all the same."""
-        await presses.settle(partial(_read_people, request.user_id, target_id),
-                             lambda people, _seen: presses.refused(_row(*people, None, mode, request.client), reason, text))
+        def judge(facts, _seen):
+            people, session_ended = facts
+            if session_ended:
+                return presses.refused(_row(*people, None, mode, request.client), policy.SESSION_ENDED,
+                                       Why("account_inactive"))
+            return presses.refused(_row(*people, None, mode, request.client), reason, text)
+
+        verdict = await presses.settle(partial(_read_people, request.user_id, target_id, presses.session_key(request)),
+                                       judge, request=request)
+        reason, text = verdict.reason, verdict.text
         await self._status(request.user_id, "denied", reason, text, mode=mode, target=target_id)
 
     async def _refuse_busy(self, request, target_id, mode, current):

@@ -16,11 +16,18 @@ the default groups hold, so an admin can take e.g. `barge` away from Curators):
 - playback: only a recording shared with the user (`Recording.objects.playable_by`).
 """
 
+import functools
 from dataclasses import dataclass
 
+from django.conf import settings
+from django.contrib.auth.models import Group, Permission
+from django.contrib.sessions.models import Session
+from django.db import connection
 from django.db.models import Q
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from accounts import sessions
 from accounts.models import Extension, Role, User
 from supervision.models import Recording
 from supervision.reasons import Why
@@ -98,17 +105,202 @@ def decide(user, action, target):
     return _decide(user, action, target, None)
 
 
-def decide_each(user, actions, target):
+def decide_each(user, actions, target, *, session_key=None):
     """(user, extension, {action: Decision}) for several actions on one phone, from a single fresh
-    read of the user, the extension and the user's permissions (a spy press needs its own mode and,
-    for ChanSpy's keypad switch, all three). `target` is an Extension, its id, or None."""
-    user = fresh_user(user)
-    extension = fresh_extension(target) if target is not None else None
-    return user, extension, {action: _decide(user, action, target, extension) for action in actions}
+    read of the user, the extension and its owner, the user's permissions for these actions and,
+    given `session_key`, the login session the press came with (a spy press needs its own mode
+    and, for ChanSpy's keypad switch, all three). `target` is an Extension, its id, or None."""
+    read = read_press(user, actions, target, session_key=session_key)
+    return read.user, read.target, read.decisions
 
 
-def _decide(user, action, target, extension):
-    """`user` was just read from the database; `extension` too, when given (else `target` is read)."""
+# --- a press's facts in one SELECT -----------------------------------------------------------------
+
+# The backends whose permission rule is ModelBackend's (a user's own permissions and his groups'):
+# with only these, a permission is an EXISTS in the press's one read. Axes only refuses logins.
+ONE_READ_BACKENDS = frozenset({"django.contrib.auth.backends.ModelBackend", "axes.backends.AxesStandaloneBackend"})
+SESSION_ENDED = "session_ended"
+FIRST_PHONE = "first"  # `own_phone=`: the presser's first phone (by id)
+
+
+@dataclass
+class PressRead:
+    """What one press is decided on, read fresh in ONE query: the presser (None when gone), the
+    target phone with its owner (`target.user`), the presser's own phone when asked for, and
+    whether the login session it came with has ended. `decisions` {action: Decision}."""
+
+    user: User | None
+    target: Extension | None
+    own_phone: Extension | None
+    session_ended: bool
+    decisions: dict
+
+
+def _table(model):
+    return connection.ops.quote_name(model._meta.db_table)
+
+
+def _column(model, name):
+    return connection.ops.quote_name(model._meta.get_field(name).column)
+
+
+def _columns(model, alias):
+    """The SELECT list of every column of `model`'s row joined as `alias`."""
+    quote = connection.ops.quote_name
+    return [f"{quote(alias)}.{quote(field.column)}" for field in model._meta.concrete_fields]
+
+
+@functools.cache
+def _columns_of(model, alias):
+    """Per column of `model` joined as `alias`: its expression and its field's own converters."""
+    return [(field.get_col(alias), field.get_db_converters(connection)) for field in model._meta.concrete_fields]
+
+
+def _instance(model, values, alias):
+    """The model instance the columns of `alias` hold (converted as the ORM converts them: the
+    backend's converters, then the field's), or None when the LEFT JOIN found no row: a full
+    instance, no deferred field, so nothing reads the database again behind the caller's back."""
+    row = []
+    for (column, field_converters), value in zip(_columns_of(model, alias), values):
+        for convert in connection.ops.get_db_converters(column) + field_converters:
+            value = convert(value, column, connection)
+        row.append(value)
+    fields = model._meta.concrete_fields
+    if row[fields.index(model._meta.pk)] is None:
+        return None
+    return model.from_db(connection.alias, [field.attname for field in fields], row)
+
+
+def _permissions_held_sql(count):
+    """SQL: which of `count` codenames (the parameters, in order) of `supervision.*` the presser
+    ("u") holds, his own or through one of his groups, as a bit mask (bit i: the i-th codename;
+    NULL: none). One subquery whatever the count; SUM(DISTINCT) of powers of two is portable."""
+    own = User._meta.get_field("user_permissions").remote_field.through
+    membership = User._meta.get_field("groups").remote_field.through
+    granted = Group._meta.get_field("permissions").remote_field.through
+    content_type = Permission._meta.get_field("content_type").related_model
+    codename, permission_id, user_id = _column(Permission, "codename"), _column(Permission, "id"), _column(User, "id")
+    bits = " ".join(f"WHEN %s THEN {1 << index}" for index in range(count))
+    return (
+        f"(SELECT SUM(DISTINCT CASE p.{codename} {bits} END) FROM {_table(Permission)} p"
+        f" JOIN {_table(content_type)} ct ON ct.{_column(content_type, 'id')} = p.{_column(Permission, 'content_type')}"
+        f" WHERE ct.{_column(content_type, 'app_label')} = 'supervision'"
+        f" AND (p.{permission_id} IN (SELECT up.{_column(own, 'permission')} FROM {_table(own)} up"
+        f" WHERE up.{_column(own, 'user')} = u.{user_id})"
+        f" OR p.{permission_id} IN (SELECT gp.{_column(granted, 'permission')} FROM {_table(membership)} ug"
+        f" JOIN {_table(granted)} gp ON gp.{_column(granted, 'group')} = ug.{_column(membership, 'group')}"
+        f" WHERE ug.{_column(membership, 'user')} = u.{user_id})))"
+    )
+
+
+@functools.cache
+def _press_statement(vendor, own_phone_named, held_count, with_session):
+    """The press's one SELECT: the presser "u", LEFT JOINed to the target phone "t" (the first
+    parameter after the SELECT list's) and its owner "o", his own phone "f" (None: not asked;
+    True: the one named, a parameter; False: his first), then the bit mask of the permissions
+    held (`held_count` codenames) and the session row's data (NULL when it is gone or expired).
+    Parameters: codenames, [session key, now], target id, [own phone id], the presser's id."""
+    select = _columns(User, "u") + _columns(Extension, "t") + _columns(User, "o") + _columns(Extension, "f")
+    if held_count:
+        select.append(_permissions_held_sql(held_count))
+    if with_session:
+        select.append(f"(SELECT s.{_column(Session, 'session_data')} FROM {_table(Session)} s"
+                      f" WHERE s.{_column(Session, 'session_key')} = %s AND s.{_column(Session, 'expire_date')} > %s)")
+    phone, user, phone_id, owner = _table(Extension), _table(User), _column(Extension, "id"), _column(Extension, "user")
+    joins = [f"LEFT JOIN {phone} t ON t.{phone_id} = %s", f"LEFT JOIN {user} o ON o.{_column(User, 'id')} = t.{owner}"]
+    if own_phone_named is None:
+        joins.append(f"LEFT JOIN {phone} f ON 1 = 0")
+    else:
+        named = f" AND e.{phone_id} = %s" if own_phone_named else ""
+        joins.append(f"LEFT JOIN {phone} f ON f.{phone_id} = (SELECT MIN(e.{phone_id}) FROM {phone} e"
+                     f" WHERE e.{owner} = u.{_column(User, 'id')}{named})")
+    return f"SELECT {', '.join(select)} FROM {user} u {' '.join(joins)} WHERE u.{_column(User, 'id')} = %s"
+
+
+# Where each row's columns start in the press's SELECT: the presser, the target, its owner, the own phone.
+_SIZES = [len(model._meta.concrete_fields) for model in (User, Extension, User, Extension)]
+_BOUNDS = [sum(_SIZES[:index]) for index in range(5)]
+
+
+def read_press(user, actions, target=None, *, own_phone=None, session_key=None):
+    """The decisions of `actions` on `target` (an Extension or its id; None: no phone) for `user`
+    (a User or his id), from ONE fresh SELECT: the user's row, the target phone and its owner,
+    `own_phone` (FIRST_PHONE, or the id of the phone the page named: his only if it is his), his
+    permissions for these actions and the login session `session_key` (None: not asked; a press
+    from a socket always names its session, one handed straight to the bridge does not).
+    A press whose session has ended is refused whatever it asked (`session_ended`)."""
+    user_id = user.pk if isinstance(user, User) else user
+    target_id = target.pk if isinstance(target, Extension) else target
+    actions = tuple(actions)
+    held = tuple(dict.fromkeys(action for action in actions if action in ACTIONS)) \
+        if set(settings.AUTHENTICATION_BACKENDS) <= ONE_READ_BACKENDS else ()
+    session_in_read = session_key is not None and sessions.checked_in_one_read()
+    row = None
+    if isinstance(user_id, int) and not isinstance(user_id, bool):
+        named = None if own_phone is None else own_phone != FIRST_PHONE
+        sql = _press_statement(connection.vendor, named, len(held), session_in_read)
+        params = [*held]
+        if session_in_read:
+            params += [session_key, connection.ops.adapt_datetimefield_value(timezone.now())]
+        params.append(target_id if isinstance(target_id, int) else None)
+        if named:
+            params.append(own_phone)
+        params.append(user_id)
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            row = cursor.fetchone()
+    if row is None:
+        # Nobody to decide for: every action is refused; the phone is still named in the audit row.
+        found, phone = None, None
+        extension = fresh_extension(target_id) if target_id is not None else None
+    else:
+        bounds = _BOUNDS
+        found = _instance(User, row[bounds[0]:bounds[1]], "u")
+        extension = _instance(Extension, row[bounds[1]:bounds[2]], "t")
+        if extension is not None:
+            extension.user = _instance(User, row[bounds[2]:bounds[3]], "o")
+        phone = _instance(Extension, row[bounds[3]:bounds[4]], "f")
+        if phone is not None:
+            phone.user = found
+        rest = row[bounds[4]:]
+        mask = int(rest[0] or 0) if held else 0
+        found.press_permissions = {action: bool(mask & (1 << index)) for index, action in enumerate(held)}
+        session_data = rest[1 if held else 0] if session_in_read else None
+    if session_key is None:
+        ended = False
+    elif found is None or not session_key:
+        ended = True
+    elif session_in_read:
+        ended = not sessions.logs_in(session_data, found, session_key)
+    else:
+        ended = sessions.live_user_id(session_key) != found.pk
+    if ended:
+        decisions = {action: _deny(SESSION_ENDED, Why("account_inactive")) for action in actions}
+    else:
+        decisions = {action: _decide(found, action, target_id, extension, extension_read=True) for action in actions}
+    return PressRead(found, extension, phone, ended, decisions)
+
+
+def _holds(user, action):
+    """`user.has_perm("supervision.<action>")`, from the press's read when it brought the answer
+    (the same rule as ModelBackend's: an active superuser holds everything)."""
+    held = getattr(user, "press_permissions", {})
+    if action not in held:
+        return user.has_perm(f"supervision.{action}")
+    return user.is_active and (user.is_superuser or held[action])
+
+
+def decide_read(read, action, target):
+    """A decision from a PressRead's facts, about one of its rows (`read.own_phone`, `read.target`)
+    or a target that is not a phone (a typed number): no further read of the user or the phone."""
+    if read.session_ended:
+        return _deny(SESSION_ENDED, Why("account_inactive"))
+    return _decide(read.user, action, target, target if isinstance(target, Extension) else None, extension_read=True)
+
+
+def _decide(user, action, target, extension, *, extension_read=False):
+    """`user` was just read from the database; `extension` too, when given or `extension_read`
+    (else `target` is read)."""
     if action not in ACTIONS:
         return _deny("unknown_action", Why("unknown_action"))
     if user is None or not user.is_active:
@@ -116,7 +308,7 @@ def _decide(user, action, target, extension):
     if target is None:
         return _deny("not_found", Why("phone_gone"))
     if isinstance(target, Extension) or isinstance(target, int):
-        if extension is None:
+        if extension is None and not extension_read:
             extension = fresh_extension(target)
         if extension is None:
             return _deny("not_found", Why("phone_gone"))
@@ -144,7 +336,7 @@ def _decide(user, action, target, extension):
             return _deny("not_for_role", Why("not_for_role", mode=action))
         if action in MODES and not extension.monitorable:
             return _deny("not_monitorable", Why("not_monitorable", name=_owner_name(extension)))
-    if not user.has_perm(f"supervision.{action}"):
+    if not _holds(user, action):
         return _deny("no_permission", Why("no_permission", action=action))
     return _allow()
 

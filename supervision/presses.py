@@ -22,10 +22,12 @@ from asgiref.sync import sync_to_async
 from django.db import close_old_connections
 from django.utils import timezone
 
+from accounts import sessions
 from supervision.ami.pending import ActionError, ActionTimeout, ConnectionLost, NotConnected
 from supervision.board import device_of
 from supervision.bridge import speaking
 from supervision.models import MonitoringSession, Outcome
+from supervision.policy import SESSION_ENDED
 from supervision.reasons import Why, row_fields
 
 # A press in one of these states is over: later events and replays change nothing.
@@ -237,11 +239,27 @@ def accepted(row, reason, fields, **found):
     return Verdict(row, reason, fields=fields, found=found)
 
 
-async def settle(read, judge, look=None):
+async def settle(read, judge, look=None, *, request=None):
     """The press's one database step: `read()` the facts (database, fresh), `look(facts)` at the
     bridge's state (run in the bridge's loop), `judge(facts, seen) -> Verdict` (pure), then the
-    audit row: `denied` and ended, or `requested`. A judge that returns None writes nothing."""
-    return await _settle(asyncio.get_running_loop(), read, judge, look)
+    audit row: `denied` and ended, or `requested`. A judge that returns None writes nothing.
+    A press `request` refused because its login session has ended closes the socket it came from."""
+    verdict = await _settle(asyncio.get_running_loop(), read, judge, look)
+    if verdict is not None and verdict.reason == SESSION_ENDED and request is not None:
+        await close_ended_session(request)
+    return verdict
+
+
+def session_key(request):
+    """The login session a press came with, for the policy's read (accounts.sessions.key_of)."""
+    return sessions.key_of(request.command)
+
+
+async def close_ended_session(request):
+    """The socket that sent a press its read found from an ended session checks its session again
+    (`session.check`, as after a change of its user) and so closes."""
+    if request.reply_to:
+        await request.bridge.send_to(request.reply_to, {"type": "session.check"})
 
 
 @on_db_thread

@@ -1,8 +1,9 @@
 """An open socket lives only as long as its login session, and only the site's own pages open one.
 
 Through the real ASGI stack (origin check, session auth, routing): a logout, a password change,
-deactivation, deletion or expiry ends the socket with SESSION_ENDED_CLOSE_CODE, and a press on a
-socket whose session is gone never reaches the bridge's channel."""
+deactivation, deletion or expiry ends the socket with SESSION_ENDED_CLOSE_CODE, and a command on a
+socket whose session is gone never reaches the bridge's channel (a press that rings a phone carries
+its session, sealed, to the bridge, whose read refuses it: tests/test_press_queries.py)."""
 
 import asyncio
 import datetime
@@ -15,6 +16,7 @@ from django.contrib.sessions.models import Session
 from django.test import AsyncClient, override_settings
 from django.utils import timezone
 
+from accounts import sessions
 from supervision import consumers
 from supervision.bridge import BRIDGE_CHANNEL
 from tests.live_stack import channel_layer, roster, session_cookie  # noqa: F401
@@ -119,15 +121,16 @@ async def test_a_changed_user_loses_his_open_sockets(channel_layer, roster, chan
     assert await closed_with(socket) == CLOSED
 
 
-async def test_a_press_on_a_session_that_ended_never_reaches_the_bridge(channel_layer, roster):
+async def test_a_command_on_a_session_that_ended_never_reaches_the_bridge(channel_layer, roster):
     """The session row is gone without any signal (deleted in the database, `clearsessions`): the
-    press itself finds out, and nothing is forwarded."""
+    command itself finds out, and nothing is forwarded. (A press that rings a phone carries its
+    session to the bridge instead, whose one read refuses it: tests/test_press_queries.py.)"""
     users, _phones = roster
     cookie = await session_cookie(users["petrova"])
     socket = await socket_of(cookie)
     await drain_bridge(channel_layer)  # the socket's own snapshot request
     await sync_to_async(Session.objects.filter(session_key=session_key(cookie)).delete)()
-    await socket.send_json_to(BARGE)
+    await socket.send_json_to({"type": "spy.stop", "session": 1})
     assert await closed_with(socket) == CLOSED
     assert await nothing_reached_the_bridge(channel_layer)
 
@@ -145,12 +148,17 @@ async def test_a_resync_on_an_expired_session_gets_no_board(channel_layer, roste
 
 
 async def test_a_press_on_a_live_session_is_forwarded(channel_layer, roster):
+    """With its session sealed into it: the bridge's read checks it; the key never crosses in clear."""
     users, _phones = roster
-    socket = await socket_of(await session_cookie(users["petrova"]))
+    cookie = await session_cookie(users["petrova"])
+    socket = await socket_of(cookie)
     await drain_bridge(channel_layer)
     await socket.send_json_to(BARGE)
     message = await asyncio.wait_for(channel_layer.receive(BRIDGE_CHANNEL), 5)
-    assert message["type"] == "bridge.command" and message["command"] == BARGE
+    command = dict(message["command"])
+    assert session_key(cookie) not in repr(message)
+    assert sessions.unseal(command.pop(sessions.SEALED_FIELD)) == session_key(cookie)
+    assert message["type"] == "bridge.command" and command == BARGE
     await socket.disconnect()
 
 
