@@ -19,6 +19,19 @@ changed (all texts built again: the worst case, e.g. the first snapshot after a 
 framing and the socket write (one `write` of the text), Redis (the snapshot is msgpacked there).
 Target: build + layer + frame <= 50 ms for 5,000 calls.
 Memory: tracemalloc before and after filling the board, divided by the channel count.
+
+    .venv/bin/python bench/snapshot.py --served [--calls 5000] [--sockets 5] [--resyncs 4] [--redis URL] [--busy]
+
+`--served`: the snapshot as a page gets it, end to end, in the multi-process deployment
+(bench/stack.py: two daphnes + `manage.py ami_bridge` over Redis under a fresh key prefix;
+`--one-process` for one daphne with the embedded bridge). The simulated PBX puts `--calls` calls
+up (a trainee's phone each, 50 curators' teams) and the bench waits until the last team's page
+shows its calls up. Then, one after the other, `--sockets` admin pages (who see every phone: every
+call is in their snapshot) open, timed from asking for the TCP connection to the last byte of the
+snapshot frame, and each sends `resync` `--resyncs` times, timed from the `resync` frame to the
+last byte of the new snapshot (both include reading the user's view from the database: the
+admin's `people` holds everyone); then as many curators' pages (a team's share of the calls), the
+same way. Target: <= 50 ms.
 """
 
 import argparse
@@ -79,12 +92,144 @@ class IdleClient:
     def on_login(self, _cb): ...
 
 
+def served(args):
+    """The end-to-end snapshot: socket opening (or resync) -> complete snapshot frame, in the real stack."""
+    import asyncio
+    import tempfile
+
+    from bench.stack import Conditions, Dashboard, Servers, build_roster, setup_django, trainee_device
+
+    setup_django(tempfile.mkdtemp(prefix="snapshot-"))
+    teams = 50
+    each = max(1, -(-args.calls // teams))
+    print(f"roster: {teams} curators x {each} trainees, {args.sockets} admins ...", flush=True)
+    curators, admins = build_roster(teams, each, admins=args.sockets)
+
+    async def open_page(port, cookie, wait):
+        page = Dashboard(port, cookie)
+        task = asyncio.create_task(page.run())
+        try:
+            await asyncio.wait_for(page.snapshot.wait(), wait)
+        except TimeoutError:
+            pass
+        return page, task
+
+    async def resync(page, wait):
+        count = len(page.snapshots)
+        asked = time.perf_counter()
+        page.send_json({"type": "resync"})
+        while len(page.snapshots) == count and time.perf_counter() - asked < wait and page.closed is None:
+            await asyncio.sleep(0.001)
+        return page.snapshots[-1] - asked if len(page.snapshots) > count else None
+
+    async def run():
+        from fakepbx import FakePBX
+
+        pbx = FakePBX(port=0, seed=3)
+        await pbx.start()
+        devices = [trainee_device(i) for i in range(args.calls)]
+        for device in devices:
+            pbx.set_phone(device, "answer", ring_seconds=0.0)
+        servers = Servers(pbx.port, "" if args.one_process else args.redis)
+        tasks = []
+        try:
+            await servers.start()
+            t0 = time.perf_counter()
+            for i, device in enumerate(devices):
+                await pbx.inbound_call(device, caller_num=f"5{i:09d}", talk_seconds=3600)
+                if i % 50 == 49:
+                    await asyncio.sleep(0.02)
+            # The calls went up in order: once the last team's page shows all its calls up, the
+            # bridge has read (nearly) the whole stream. That page asks again every second.
+            last_team, _ = await open_page(servers.ports[0], curators[-1], 30)
+            up = 0
+            while time.perf_counter() - t0 < args.catch_up and last_team.closed is None:
+                up = sum(1 for c in list(last_team.board.values()) if c["state"] == "up")
+                if up >= each:
+                    break
+                await asyncio.sleep(1)
+                await resync(last_team, 5)
+            print(f"{args.calls} calls put up; the last team's page shows {up}/{each} up after "
+                  f"{time.perf_counter() - t0:.1f} s", flush=True)
+            last_team.close()
+            await asyncio.sleep(1)
+            results = {}
+            for role, cookies in (("admin (every call in the frame)", admins),
+                                  (f"curator ({each} of the calls in the frame)", curators[: args.sockets])):
+                opening, again, sizes, channels, failures = [], [], [], [], []
+                for n, cookie in enumerate(cookies):
+                    page, task = await open_page(servers.ports[n % len(servers.ports)], cookie, args.wait)
+                    tasks.append(task)
+                    if not page.snapshot.is_set():
+                        failures.append(f"no snapshot within {args.wait:.0f} s (socket closed: {page.closed})")
+                        page.close()
+                        if len(failures) >= 2:
+                            break
+                        continue
+                    opening.append(page.snapshots[0] - page.opened)
+                    sizes.append(page.snapshot_bytes)
+                    channels.append(len(page.board))
+                    for _ in range(args.resyncs):
+                        await asyncio.sleep(0.3)
+                        took = await resync(page, args.wait)
+                        if took is None:
+                            failures.append(f"no snapshot within {args.wait:.0f} s of a resync (socket closed: {page.closed})")
+                            break
+                        again.append(took)
+                    page.close()
+                    task.cancel()
+                results[role] = opening, again, sizes, channels, failures
+            print()
+            print("=" * 100)
+            print(f"served snapshot: {servers.describe()}")
+            print(f"{args.calls} calls up ({up}/{each} shown on the last team's page); pages opened one after the "
+                  "other, each then asking `resync` " + str(args.resyncs) + " times")
+            verdicts = []
+            for role, (opening, again, sizes, channels, failures) in results.items():
+                print(f"{role}: " + (f"frame {statistics.median(sizes) / 1e6:.2f} MB, {statistics.median(channels):.0f} channels"
+                                     if sizes else "no snapshot frame received"))
+                for failure in sorted(set(failures)):
+                    print(f"  FAILED: {failure} x{failures.count(failure)}")
+                for label, values in (("socket opening -> snapshot frame", opening), ("resync -> snapshot frame", again)):
+                    if not values:
+                        print(f"  {label:34} no sample   target <= 50 ms: NOT MET")
+                        verdicts.append(False)
+                        continue
+                    p99 = percentile(values, 0.99)
+                    verdicts.append(p99 <= 0.050 and not failures)
+                    print(f"  {label:34} {len(values)} samples: median {statistics.median(values) * 1000:.1f} ms, "
+                          f"p99 {p99 * 1000:.1f} ms, max {max(values) * 1000:.1f} ms   target <= 50 ms: "
+                          f"{'met' if p99 <= 0.050 else 'NOT MET'}")
+            return all(verdicts)
+        finally:
+            for task in tasks:
+                task.cancel()
+            servers.stop()
+            await pbx.stop()
+
+    with Conditions(args.busy) as conditions:
+        ok = asyncio.run(run())
+    print(conditions.describe())
+    return 0 if ok else 1
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--calls", type=int, default=5000)
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--changed", type=int, default=1000, help="channels changed between two snapshots")
+    parser.add_argument("--served", action="store_true", help="the snapshot served by the real stack (see above)")
+    parser.add_argument("--sockets", type=int, default=5, help="--served: admin pages, one after the other")
+    parser.add_argument("--resyncs", type=int, default=4, help="--served: resyncs per page")
+    parser.add_argument("--redis", default="redis://127.0.0.1:6379/0", metavar="URL",
+                        help="--served: Redis for the channel layer (a fresh key prefix, removed afterwards)")
+    parser.add_argument("--one-process", action="store_true", help="--served: one daphne with the embedded bridge")
+    parser.add_argument("--busy", action="store_true", help="--served: a CPU burner pinned to core 0 for the run")
+    parser.add_argument("--catch-up", type=float, default=60, help="--served: cap on waiting for the calls to show")
+    parser.add_argument("--wait", type=float, default=10, help="--served: cap on waiting for one snapshot")
     args = parser.parse_args()
+    if args.served:
+        sys.exit(served(args))
 
     import django
 
