@@ -135,8 +135,18 @@ def local_twin(name):
     return None
 
 
+_ROLE_OF = {}  # application name as the PBX spells it -> its leg role or None (memo of role_of)
+
+
 def role_of(application):
-    return LEG_ROLES.get((application or "").lower())
+    try:
+        return _ROLE_OF[application]
+    except KeyError:
+        pass
+    role = LEG_ROLES.get((application or "").lower())
+    if len(_ROLE_OF) < 1024:  # the dialplan's applications: a few dozen names; bounded all the same
+        _ROLE_OF[application] = role
+    return role
 
 
 def chanspy_arguments(data):
@@ -356,7 +366,7 @@ class Board:
                 old = published.get(channel["name"])
                 if old is None:
                     if (channel["peers"] or channel["spied_by"] or channel["spying_on"] is not None
-                            or channel["application"].lower() in LEG_ROLES):
+                            or role_of(channel["application"]) is not None):
                         seeds.append(channel["name"])
                 elif (old["peers"] is not channel["peers"] or old["spied_by"] is not channel["spied_by"]
                         or old["spying_on"] != channel["spying_on"] or old["spy_mode"] != channel["spy_mode"]
@@ -482,13 +492,18 @@ class Board:
             if diff["op"] == "upsert":
                 channel = diff["channel"]
                 name = channel["name"]
-                published[name] = channel
-                encoded.pop(name, None)
-                names = by_device.get(channel["device"])
-                if names is None:
-                    by_device[channel["device"]] = {name}
+                if name in published:
+                    # Already in its phone's index: a channel's device follows from its name.
+                    if name in encoded:
+                        del encoded[name]
                 else:
-                    names.add(name)
+                    names = by_device.get(channel["device"])
+                    if names is None:
+                        by_device[channel["device"]] = {name}
+                    else:
+                        names.add(name)
+                    encoded.pop(name, None)
+                published[name] = channel
             elif diff["op"] == "remove":
                 name = diff["name"]
                 published.pop(name, None)
@@ -523,14 +538,31 @@ class Board:
                 if state == "up" and channel["answered_at"] is None:
                     channel["answered_at"] = self._now()
                 changed = True
-        for key, field in _CALLER_FIELDS:
-            value = get(key)
-            if value is not None:
-                if value == UNKNOWN:
-                    value = ""
-                if value != channel[field]:
-                    channel[field] = value
-                    changed = True
+        # The caller/connected fields (_CALLER_FIELDS), unrolled: this runs for most events.
+        value = get("CallerIDNum")
+        if value is not None and value != channel["caller_num"]:
+            value = "" if value == UNKNOWN else value
+            if value != channel["caller_num"]:
+                channel["caller_num"] = value
+                changed = True
+        value = get("CallerIDName")
+        if value is not None and value != channel["caller_name"]:
+            value = "" if value == UNKNOWN else value
+            if value != channel["caller_name"]:
+                channel["caller_name"] = value
+                changed = True
+        value = get("ConnectedLineNum")
+        if value is not None and value != channel["connected_num"]:
+            value = "" if value == UNKNOWN else value
+            if value != channel["connected_num"]:
+                channel["connected_num"] = value
+                changed = True
+        value = get("ConnectedLineName")
+        if value is not None and value != channel["connected_name"]:
+            value = "" if value == UNKNOWN else value
+            if value != channel["connected_name"]:
+                channel["connected_name"] = value
+                changed = True
         value = get("Linkedid")
         if value is not None and value != channel["linkedid"]:
             channel["linkedid"] = value
@@ -558,7 +590,7 @@ class Board:
     def _on_newexten(self, msg):
         # The most frequent channel event: it only moves the dialplan on, so only the
         # application is read (NewCallerid/Newstate announce the rest), unless the channel is new.
-        get = msg.fields.get
+        get = msg.get  # a few fields: looked up one by one, no table built
         channel = self._channels.get(get("Channel"))
         changed = False
         if channel is None:
@@ -570,13 +602,14 @@ class Board:
         return [_upsert(channel)] if changed else []
 
     def _on_originate_response(self, msg):
-        channel = self._channels.get(msg.fields.get("Channel"))
-        if channel is None or msg.fields.get("Response") != "Success":
+        get = msg.get
+        channel = self._channels.get(get("Channel"))
+        if channel is None or get("Response") != "Success":
             return []
-        application = msg.fields.get("Application")
+        application = get("Application")
         if application is None:
-            return self._dialled(channel, msg.fields.get("Exten"))
-        if self._set_application(channel, application, msg.fields.get("Data") or ""):
+            return self._dialled(channel, get("Exten"))
+        if self._set_application(channel, application, get("Data") or ""):
             return [_upsert(channel)]
         return []
 
@@ -597,7 +630,7 @@ class Board:
         return diffs
 
     def _on_rename(self, msg):
-        old_name, new_name = msg.fields.get("Channel"), msg.fields.get("Newname")
+        old_name, new_name = msg.get("Channel"), msg.get("Newname")
         channel = self._channels.get(old_name)
         if channel is None or not new_name or new_name == old_name or new_name in self._channels:
             return []
@@ -654,7 +687,7 @@ class Board:
             touched[channel["name"]] = channel
 
     def _on_bridge_create(self, msg):
-        self._bridges.setdefault(msg.fields.get("BridgeUniqueid"), set())
+        self._bridges.setdefault(msg.get("BridgeUniqueid"), set())
         return []
 
     def _on_bridge_enter(self, msg):
@@ -688,7 +721,7 @@ class Board:
 
     def _on_bridge_destroy(self, msg):
         touched = {}
-        for member in self._bridges.pop(msg.fields.get("BridgeUniqueid"), ()):
+        for member in self._bridges.pop(msg.get("BridgeUniqueid"), ()):
             channel = self._channels.get(member)
             if channel is not None and (channel["bridge_id"] is not None or channel["peers"]):
                 channel["bridge_id"] = None
@@ -701,7 +734,7 @@ class Board:
     def _on_dial_begin(self, msg):
         """Remember who dialled whom: the phone leg a Local `;2` dials belongs to that pair's
         application before the two are bridged. An Originate's own dial has no calling channel."""
-        get = msg.fields.get
+        get = msg.get
         caller, dest = get("Channel"), get("DestChannel")
         # Only a Local `;2` dialling a phone makes that phone's leg part of an application's legs.
         if not caller or not caller.endswith(";2") or dest not in self._channels or self._dialers.get(dest) == caller:
@@ -727,8 +760,8 @@ class Board:
             touched[spyer["name"]] = spyer
 
     def _on_chanspy_start(self, msg):
-        spyer = self._channels.get(msg.fields.get("SpyerChannel"))
-        spyee = self._channels.get(msg.fields.get("SpyeeChannel"))
+        spyer = self._channels.get(msg.get("SpyerChannel"))
+        spyee = self._channels.get(msg.get("SpyeeChannel"))
         if spyer is None or spyee is None or spyer is spyee:
             return []
         touched = {}
@@ -743,10 +776,10 @@ class Board:
         return [_upsert(c) for c in touched.values()]
 
     def _on_chanspy_stop(self, msg):
-        spyer = self._channels.get(msg.fields.get("SpyerChannel"))
+        spyer = self._channels.get(msg.get("SpyerChannel"))
         if spyer is None:
             return []
-        spyee_name = msg.fields.get("SpyeeChannel")
+        spyee_name = msg.get("SpyeeChannel")
         if spyee_name is not None and spyer["spying_on"] not in (spyee_name, None):
             return []  # a stale stop for a spyee it already left
         touched = {}
@@ -756,7 +789,7 @@ class Board:
     def _on_dtmf_end(self, msg):
         """ChanSpy with option `d` switches mode on DTMF 4/5/6 received by the spy leg (the
         product's keypad switch presses them with PlayDTMF). Needs the AMI user's `dtmf` class."""
-        get = msg.fields.get
+        get = msg.get
         channel = self._channels.get(get("Channel"))
         mode = SPY_DTMF_MODES.get(get("Digit") or "")
         if channel is None or mode is None or channel["spy_mode"] is None or get("Direction") != "Received":
@@ -771,7 +804,7 @@ class Board:
 
     def _on_pickup(self, msg):
         """The picker (`Channel`) took the ringing call: from now on it carries a conversation."""
-        channel = self._channels.get(msg.fields.get("Channel"))
+        channel = self._channels.get(msg.get("Channel"))
         if channel is None:
             return []
         self._picked.add(channel["name"])
@@ -784,7 +817,7 @@ class Board:
     # -- hangup ----------------------------------------------------------------------------
 
     def _on_hangup(self, msg):
-        name = msg.fields.get("Channel")
+        name = msg.get("Channel")
         channel = self._channels.pop(name, None)
         if channel is None:
             return []
@@ -813,7 +846,8 @@ class Board:
         diffs = [_upsert(c) for c in touched.values()]
         device = channel["device"]
         diffs.append({"op": "remove", "name": name, "device": device})
-        if _is_phone(device) and not self._by_device.get(device, set()) - {name}:
+        names = self._by_device.get(device)
+        if _is_phone(device) and (not names or (len(names) == 1 and name in names)):
             diffs.append(self._set_phone(device, idle_since=self._now()))  # its last channel ended
         return diffs
 
@@ -840,18 +874,24 @@ class Board:
         return [self._set_phone(device, **fields)]
 
     def _on_device_state(self, msg):
-        get = msg.fields.get
+        get = msg.get
+        device = get("Device")
+        if not device or not _is_phone(device):
+            return []  # a Local channel's device, a queue, a custom state...: not a phone
         state = (get("State") or "").lower() or None
-        return self._phone_diffs(get("Device"), state=state)
+        old = self._phones.get(device)
+        if old is not None and old["state"] == state:
+            return []  # what the board already says
+        return self._phone_diffs(device, state=state)
 
     def _on_peer_status(self, msg):
-        get = msg.fields.get
+        get = msg.get
         reach = PEER_REACH.get((get("PeerStatus") or "").lower())
         return self._phone_diffs(get("Peer"), reach=reach) if reach else []
 
     def _on_contact_status(self, msg):
         """PJSIP's qualify of one contact; the phone is `PJSIP/<EndpointName>`."""
-        get = msg.fields.get
+        get = msg.get
         reach = PEER_REACH.get((get("ContactStatus") or "").lower())
         endpoint = get("EndpointName") or get("AOR")
         return self._phone_diffs("PJSIP/" + endpoint, reach=reach) if reach and endpoint else []
@@ -879,7 +919,7 @@ class Board:
         old = self._channels
         channels, app_data, bridges = {}, {}, {}
         for item in items:
-            get = item.get
+            get = getattr(item, "fields", item).get  # a Message's table: a dozen fields are read
             name = get("Channel")
             if not name:
                 continue

@@ -22,32 +22,59 @@ class Message:
     """One AMI frame: ordered `(key, value)` pairs, repeated keys kept.
 
     `msg["Channel"]` and `msg.get()` give the first value of a key; `msg.getall("Variable")`
-    gives every value in order. The lookup table is built on first use, so code that only
-    forwards messages never pays for it. Internally the lines are kept as the
-    `(key, ": ", value)` triples `str.partition` makes, the cheapest shape to parse into.
+    gives every value in order. A message from the parser keeps its frame's text and checked
+    lines and partitions them only when a field is read (its `event`, read by every dispatcher,
+    is cut out at once): a message nobody reads past its `event` never pays for it. `get` (and
+    `response`, `action_id`) find one field in the text while the lookup table is not built:
+    cheaper for a reader of a few fields; `fields`, `msg[key]` and `in` build the table, for
+    readers of many. Partitioned lines are the `(key, ": ", value)` triples `str.partition` makes.
     """
 
-    __slots__ = ("_lines", "_index")
+    # `event` is a plain attribute (read it, never set it): every dispatcher reads it, a
+    # property would cost a Python call each time.
+    __slots__ = ("_frame", "_raw", "_lines", "_index", "event")
 
     def __init__(self, pairs=(), *, _lines=None):
-        self._lines = _lines if _lines is not None else [(str(k), ": ", str(v)) for k, v in pairs]
+        lines = _lines if _lines is not None else [(str(k), ": ", str(v)) for k, v in pairs]
+        self._frame = self._raw = None
+        self._lines = lines
         self._index = None
+        if lines and lines[0][0] == "Event":
+            self.event = lines[0][2]
+        else:
+            self.event = next((value for key, _sep, value in lines if key == "Event"), None)
 
     @classmethod
     def of(cls, *pairs, **fields):
         return cls(list(pairs) + list(fields.items()))
 
     @property
+    def _triples(self):
+        lines = self._lines
+        if lines is None:
+            # The parser checked that every line holds ": " after a non-empty key.
+            lines = self._lines = [line.partition(": ") for line in self._raw]
+        return lines
+
+    @property
     def pairs(self):
-        return [(key, value) for key, _sep, value in self._lines]
+        return [(key, value) for key, _sep, value in self._triples]
 
     def _table(self):
         index = self._index
         if index is None:
             index = {}
-            for key, _sep, value in self._lines:
-                if key not in index:
-                    index[key] = value
+            lines = self._lines
+            if lines is None:
+                # Straight from the text: the triples are not kept (few readers want the pairs).
+                for line in self._raw:
+                    key, _sep, value = line.partition(": ")
+                    if key not in index:
+                        index[key] = value
+            else:
+                for key, _sep, value in lines:
+                    if key not in index:
+                        index[key] = value
             self._index = index
         return index
 
@@ -58,10 +85,30 @@ class Message:
         return key in self._table()
 
     def get(self, key, default=None):
-        return self._table().get(key, default)
+        index = self._index
+        if index is not None:
+            return index.get(key, default)
+        frame = self._frame
+        needles = _NEEDLES.get(key) if frame is not None else None
+        if needles is None:
+            if frame is None or not _needles_for(key):
+                return self._table().get(key, default)
+            needles = _NEEDLES[key]
+        # Every line of the frame holds ": " after its key (Parser._frames): the first line
+        # starting `Key: ` is the first line of that key, its value the rest of the line.
+        first, later = needles
+        if frame.startswith(first):
+            start = len(first)
+        else:
+            start = frame.find(later)
+            if start < 0:
+                return default
+            start += len(later)
+        end = frame.find("\r\n", start)
+        return frame[start:end] if end >= 0 else frame[start:]
 
     def getall(self, key):
-        return [value for k, _sep, value in self._lines if k == key]
+        return [value for k, _sep, value in self._triples if k == key]
 
     def as_dict(self):
         return dict(self._table())
@@ -72,27 +119,32 @@ class Message:
         return self._index if self._index is not None else self._table()
 
     @property
-    def event(self):
-        # Events start with their `Event:` line: dispatching on it need not index the rest.
-        lines = self._lines
-        if lines and lines[0][0] == "Event":
-            return lines[0][2]
-        return self._table().get("Event")
-
-    @property
     def response(self):
-        return self._table().get("Response")
+        return self.get("Response")
 
     @property
     def action_id(self):
-        return self._table().get("ActionID")
+        return self.get("ActionID")  # the client asks every message; most events carry none
 
     def __eq__(self, other):
         return isinstance(other, Message) and self.pairs == other.pairs
 
     def __repr__(self):
-        head = self._lines[0] if self._lines else ("", "", "")
-        return f"<Message {head[0]}: {head[2]} ({len(self._lines)} fields)>"
+        lines = self._triples
+        head = lines[0] if lines else ("", "", "")
+        return f"<Message {head[0]}: {head[2]} ({len(lines)} fields)>"
+
+
+_new_message = object.__new__
+_NEEDLES = {}  # key -> ("Key: ", "\r\nKey: "): what Message.get looks for in a frame's text
+
+
+def _needles_for(key):
+    """Learn the needles of a key Message.get may look for in the text: a plain header name."""
+    if type(key) is not str or not key or ": " in key or "\r" in key or "\n" in key or len(_NEEDLES) >= 1024:
+        return False
+    _NEEDLES[key] = (key + ": ", "\r\n" + key + ": ")
+    return True
 
 
 def decode(data):
@@ -148,25 +200,54 @@ class Parser:
         return self._frames(decode(buffer[:end]))
 
     def _frames(self, text):
+        # A frame whose every line holds ": " after a key becomes a message that keeps its text
+        # and lines, partitioned when first read (Message); any other frame (a stray blank line,
+        # Asterisk 22's bare LF, `Key:` lines, garbage) goes line by line through _checked.
         messages = []
         append = messages.append
         max_line = self.max_line
+        new = _new_message
+        # A line starting ": " (no key) anywhere in the text: only then look for it frame by frame.
+        keyless = text.startswith(": ") or "\n: " in text
         for frame in text.split("\r\n\r\n"):
             if not frame:
                 continue  # stray blank lines between frames
             if len(frame) > max_line:
                 self._check_frame_size(frame)
-            if frame[-1] == "\n" or "\n\r\n" in frame:
-                # Asterisk 22's PJSIPShowContacts ends its Message line in a bare LF before the
-                # CRLF (ami-captures asterisk22-pjsip-static-contacts-ami): not part of the value.
-                frame = frame.replace("\n\r\n", "\r\n").rstrip("\n")
-            lines = [line.partition(": ") for line in frame.split("\r\n")]
-            for key, sep, _value in lines:
-                if not sep or not key:
-                    lines = [_lenient(line) for line in frame.split("\r\n")]
+            if frame[-1] == "\n" or "\n\r\n" in frame or (keyless and (frame.startswith(": ") or "\n: " in frame)):
+                append(self._checked(frame))
+                continue
+            lines = frame.split("\r\n")
+            for line in lines:
+                if ": " not in line:
+                    append(self._checked(frame))
                     break
-            append(Message(_lines=lines))
+            else:
+                message = new(Message)
+                message._frame = frame
+                message._raw = lines
+                message._lines = message._index = None
+                first = lines[0]
+                if first.startswith("Event: "):
+                    message.event = first[7:]
+                else:
+                    message.event = next((line[7:] for line in lines if line.startswith("Event: ")), None)
+                append(message)
         return messages
+
+    @staticmethod
+    def _checked(frame):
+        """A frame with a line the fast path does not take, line by line as it always was."""
+        if frame[-1] == "\n" or "\n\r\n" in frame:
+            # Asterisk 22's PJSIPShowContacts ends its Message line in a bare LF before the
+            # CRLF (ami-captures asterisk22-pjsip-static-contacts-ami): not part of the value.
+            frame = frame.replace("\n\r\n", "\r\n").rstrip("\n")
+        lines = [line.partition(": ") for line in frame.split("\r\n")]
+        for key, sep, _value in lines:
+            if not sep or not key:
+                lines = [_lenient(line) for line in frame.split("\r\n")]
+                break
+        return Message(_lines=lines)
 
     def _check_frame_size(self, frame):
         if len(frame) > self.max_frame:
