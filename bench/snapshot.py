@@ -31,7 +31,9 @@ call is in their snapshot) open, timed from asking for the TCP connection to the
 snapshot frame, and each sends `resync` `--resyncs` times, timed from the `resync` frame to the
 last byte of the new snapshot (both include reading the user's view from the database: the
 admin's `people` holds everyone); then as many curators' pages (a team's share of the calls), the
-same way. Target: <= 50 ms.
+same way. Target: <= 50 ms. Daphne refuses to send a WebSocket message over its
+`--websocket-max-message-size` (1 MiB by default): a larger snapshot closes the socket with 1011;
+`--websocket-max-message-size BYTES` raises it for the run.
 """
 
 import argparse
@@ -105,6 +107,21 @@ def served(args):
     print(f"roster: {teams} curators x {each} trainees, {args.sockets} admins ...", flush=True)
     curators, admins = build_roster(teams, each, admins=args.sockets)
 
+    def time_view_reads():
+        from accounts.models import Role, User
+        from supervision import audience
+
+        times = {}
+        for role in (Role.ADMIN, Role.CURATOR):
+            user = User.objects.filter(role=role).order_by("pk").first()
+            runs = []
+            for _ in range(3):
+                t0 = time.perf_counter()
+                audience.build_view(user)
+                runs.append(time.perf_counter() - t0)
+            times[str(role)] = statistics.median(runs)
+        return times
+
     async def open_page(port, cookie, wait):
         page = Dashboard(port, cookie)
         task = asyncio.create_task(page.run())
@@ -130,7 +147,10 @@ def served(args):
         devices = [trainee_device(i) for i in range(args.calls)]
         for device in devices:
             pbx.set_phone(device, "answer", ring_seconds=0.0)
-        servers = Servers(pbx.port, "" if args.one_process else args.redis)
+        limit = args.websocket_max_message_size
+        servers = Servers(pbx.port, "" if args.one_process else args.redis,
+                          daphne_args=["--websocket-max-message-size", str(limit), "--websocket-max-frame-size", str(limit)]
+                          if limit else [])
         tasks = []
         try:
             await servers.start()
@@ -184,6 +204,9 @@ def served(args):
             print(f"served snapshot: {servers.describe()}")
             print(f"{args.calls} calls up ({up}/{each} shown on the last team's page); pages opened one after the "
                   "other, each then asking `resync` " + str(args.resyncs) + " times")
+            views = await asyncio.to_thread(time_view_reads)
+            print("the view read each snapshot of a new or resyncing page includes (audience.build_view, same "
+                  "database, in the bench process, median of 3): " + ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in views.items()))
             verdicts = []
             for role, (opening, again, sizes, channels, failures) in results.items():
                 print(f"{role}: " + (f"frame {statistics.median(sizes) / 1e6:.2f} MB, {statistics.median(channels):.0f} channels"
@@ -227,6 +250,9 @@ def main():
     parser.add_argument("--busy", action="store_true", help="--served: a CPU burner pinned to core 0 for the run")
     parser.add_argument("--catch-up", type=float, default=60, help="--served: cap on waiting for the calls to show")
     parser.add_argument("--wait", type=float, default=10, help="--served: cap on waiting for one snapshot")
+    parser.add_argument("--websocket-max-message-size", type=int, default=0, metavar="BYTES",
+                        help="--served: passed to daphne (with --websocket-max-frame-size); its default, 1 MiB, "
+                             "also bounds what it sends: a larger snapshot frame fails the socket (1011)")
     args = parser.parse_args()
     if args.served:
         sys.exit(served(args))

@@ -202,8 +202,9 @@ class Servers:
     """One daphne with the embedded bridge (`redis_url` empty), or two daphnes + `ami_bridge` over
     Redis under a fresh key prefix. `daphnes` and `bridge` are the Popen objects."""
 
-    def __init__(self, ami_port, redis_url="", profile=None):
+    def __init__(self, ami_port, redis_url="", profile=None, daphne_args=()):
         self.redis_url = redis_url
+        self.daphne_args = list(daphne_args)
         self.prefix = f"bench-{secrets.token_hex(4)}" if redis_url else ""
         self.env = {**os.environ, "AMI_PORT": str(ami_port), "LOG_LEVEL": "WARNING", "PYTHONPATH": str(ROOT),
                     "AMI_BRIDGE": "external" if redis_url else "embedded", "REDIS_URL": redis_url,
@@ -222,7 +223,7 @@ class Servers:
     async def start(self):
         self.daphnes = [
             subprocess.Popen([sys.executable, *self.profile, "-m", "daphne", "-v", "0", "-b", "127.0.0.1",
-                              "-p", str(port), "supervision.asgi:application"], env=self.env, cwd=ROOT)
+                              "-p", str(port), *self.daphne_args, "supervision.asgi:application"], env=self.env, cwd=ROOT)
             for port in self.ports
         ]
         if self.redis_url:
@@ -248,10 +249,11 @@ class Servers:
                 store.delete(key)
 
     def describe(self):
+        extra = f"; daphne {' '.join(self.daphne_args)}" if self.daphne_args else ""
         if self.redis_url:
             return (f"two daphnes + manage.py ami_bridge over Redis {self.redis_url} "
-                    f"(key prefix {self.prefix}, removed afterwards)")
-        return "one daphne process (embedded bridge, in-memory channel layer)"
+                    f"(key prefix {self.prefix}, removed afterwards){extra}")
+        return f"one daphne process (embedded bridge, in-memory channel layer){extra}"
 
 
 # --- a minimal WebSocket client ------------------------------------------------------------------
