@@ -256,6 +256,8 @@ async def run(args, cookies, steady_each, trainees_each, conditions):
                 never.append(i)
                 converged_at[i] = None
             else:
+                if converged_at[i] is None:  # became equal after the last look of the observation loop
+                    converged_at[i] = page.last_board_frame or time.perf_counter()
                 lag = max(0.0, converged_at[i] - quiet)
                 lags.append(lag)
                 if lag > TARGET_CONVERGE_SECONDS:
