@@ -18,10 +18,10 @@ from django.contrib import auth
 from django.contrib.auth.backends import ModelBackend
 from django.utils.crypto import constant_time_compare, salted_hmac
 
-# The commands whose bridge-side read checks the session the socket sealed into them. (A playback
-# press reads its recording besides, so it keeps the socket's own check for now: its read would
-# check the session just as well, supervision.cti passes it on.)
-PRESSES_CHECK_THE_SESSION = frozenset({"spy", "pickup", "dial"})
+# The commands whose bridge-side read checks the session the socket sealed into them (the presses
+# of supervision.monitoring and supervision.cti; the call page's `recording.play` reads the call
+# besides and keeps the socket's own check).
+PRESSES_CHECK_THE_SESSION = frozenset({"spy", "pickup", "dial", "playback"})
 SEALED_FIELD = "sealed_session"  # in the forwarded command; a page's own frame may not have it (shape check)
 SEAL_SALT = "accounts.sessions.seal"
 NONCE_BYTES = 16

@@ -43,7 +43,7 @@ from django.utils.translation import gettext as _
 from supervision import actions, policy, presses
 from supervision.board import device_of
 from supervision.bridge import speaking
-from supervision.models import Kind, Outcome, Recording
+from supervision.models import Kind, Outcome
 from supervision.presses import DONE, originate_reason, update_row
 from supervision.reasons import Why, row_fields
 
@@ -110,11 +110,14 @@ def _read_own_phone(user_id, action, from_id, session_key=None):
 
 
 def _read_playback(user_id, recording_id, from_id, session_key=None):
-    """The phone to play to and its decision, and the recording and whether it is shared."""
-    decision, user, phone = _read_own_phone(user_id, "playback", from_id, session_key)
-    recording = Recording.objects.filter(pk=recording_id).first() if recording_id is not None else None
-    shared = policy.decide(user, "playback", recording) if recording is not None else None
-    return decision, user, phone, shared, recording
+    """The phone to play to and its decision, and the recording and whether it is shared: one
+    query, the login session included."""
+    read = policy.read_press(user_id, ("playback",), None, own_phone=policy.FIRST_PHONE if from_id is None else from_id,
+                             session_key=session_key, recording=recording_id)
+    phone, recording = read.own_phone, read.recording
+    decision = policy.decide_read(read, "playback", phone) if phone is not None or read.session_ended else None
+    shared = policy.decide_read(read, "playback", recording) if recording is not None else None
+    return decision, read.user, phone, shared, recording
 
 
 def _row(kind, user, phone, client, *, target=None, label="", **extra):
@@ -194,7 +197,8 @@ class CallControl(presses.EventFollower):
             job.own_call = target.user_id == user.pk
             return presses.accepted(row, decision.reason, fields, target_name=name, target_channel=ringing["name"])
 
-        await self._press(request, job, partial(_read_pickup, request.user_id, target_id, presses.session_key(request)), judge, look,
+        read = partial(_read_pickup, request.user_id, target_id, presses.session_key(request))
+        await self._press(request, job, read, judge, look,
                           lambda: _("Calling your phone to answer your ringing call…") if job.own_call
                           else _("Calling your phone to answer %(name)s's call…") % {"name": job.target_name})
 

@@ -29,7 +29,7 @@ from django.utils.translation import gettext as _
 
 from accounts import sessions
 from accounts.models import Extension, Role, User
-from supervision.models import Recording
+from supervision.models import Recording, Sharing
 from supervision.reasons import Why
 
 MODES = ("listen", "whisper", "barge")
@@ -134,6 +134,7 @@ class PressRead:
     own_phone: Extension | None
     session_ended: bool
     decisions: dict
+    recording: Recording | None = None
 
 
 def _table(model):
@@ -194,13 +195,16 @@ def _permissions_held_sql(count):
 
 
 @functools.cache
-def _press_statement(vendor, own_phone_named, held_count, with_session):
+def _press_statement(vendor, own_phone_named, held_count, with_session, with_recording=False):
     """The press's one SELECT: the presser "u", LEFT JOINed to the target phone "t" (the first
     parameter after the SELECT list's) and its owner "o", his own phone "f" (None: not asked;
     True: the one named, a parameter; False: his first), then the bit mask of the permissions
     held (`held_count` codenames) and the session row's data (NULL when it is gone or expired).
-    Parameters: codenames, [session key, now], target id, [own phone id], the presser's id."""
+    With a recording, its row "r" (its id the parameter after the own phone's).
+    Parameters: codenames, [session key, now], target id, [own phone id], [recording id], the presser's id."""
     select = _columns(User, "u") + _columns(Extension, "t") + _columns(User, "o") + _columns(Extension, "f")
+    if with_recording:
+        select += _columns(Recording, "r")
     if held_count:
         select.append(_permissions_held_sql(held_count))
     if with_session:
@@ -214,6 +218,8 @@ def _press_statement(vendor, own_phone_named, held_count, with_session):
         named = f" AND e.{phone_id} = %s" if own_phone_named else ""
         joins.append(f"LEFT JOIN {phone} f ON f.{phone_id} = (SELECT MIN(e.{phone_id}) FROM {phone} e"
                      f" WHERE e.{owner} = u.{_column(User, 'id')}{named})")
+    if with_recording:
+        joins.append(f"LEFT JOIN {_table(Recording)} r ON r.{_column(Recording, 'id')} = %s")
     return f"SELECT {', '.join(select)} FROM {user} u {' '.join(joins)} WHERE u.{_column(User, 'id')} = %s"
 
 
@@ -222,12 +228,13 @@ _SIZES = [len(model._meta.concrete_fields) for model in (User, Extension, User, 
 _BOUNDS = [sum(_SIZES[:index]) for index in range(5)]
 
 
-def read_press(user, actions, target=None, *, own_phone=None, session_key=None):
+def read_press(user, actions, target=None, *, own_phone=None, session_key=None, recording=None):
     """The decisions of `actions` on `target` (an Extension or its id; None: no phone) for `user`
     (a User or his id), from ONE fresh SELECT: the user's row, the target phone and its owner,
     `own_phone` (FIRST_PHONE, or the id of the phone the page named: his only if it is his), his
     permissions for these actions and the login session `session_key` (None: not asked; a press
     from a socket always names its session, one handed straight to the bridge does not).
+    `recording` (an id): that training recording's row too (`PressRead.recording`).
     A press whose session has ended is refused whatever it asked (`session_ended`)."""
     user_id = user.pk if isinstance(user, User) else user
     target_id = target.pk if isinstance(target, Extension) else target
@@ -238,20 +245,23 @@ def read_press(user, actions, target=None, *, own_phone=None, session_key=None):
     row = None
     if isinstance(user_id, int) and not isinstance(user_id, bool):
         named = None if own_phone is None else own_phone != FIRST_PHONE
-        sql = _press_statement(connection.vendor, named, len(held), session_in_read)
+        with_recording = recording is not None
+        sql = _press_statement(connection.vendor, named, len(held), session_in_read, with_recording)
         params = [*held]
         if session_in_read:
             params += [session_key, connection.ops.adapt_datetimefield_value(timezone.now())]
         params.append(target_id if isinstance(target_id, int) else None)
         if named:
             params.append(own_phone)
+        if with_recording:
+            params.append(recording)
         params.append(user_id)
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
             row = cursor.fetchone()
     if row is None:
         # Nobody to decide for: every action is refused; the phone is still named in the audit row.
-        found, phone = None, None
+        found, phone, played = None, None, None
         extension = fresh_extension(target_id) if target_id is not None else None
     else:
         bounds = _BOUNDS
@@ -263,6 +273,10 @@ def read_press(user, actions, target=None, *, own_phone=None, session_key=None):
         if phone is not None:
             phone.user = found
         rest = row[bounds[4]:]
+        played = None
+        if recording is not None:
+            size = len(Recording._meta.concrete_fields)
+            played, rest = _instance(Recording, rest[:size], "r"), rest[size:]
         mask = int(rest[0] or 0) if held else 0
         found.press_permissions = {action: bool(mask & (1 << index)) for index, action in enumerate(held)}
         session_data = rest[1 if held else 0] if session_in_read else None
@@ -277,8 +291,22 @@ def read_press(user, actions, target=None, *, own_phone=None, session_key=None):
     if ended:
         decisions = {action: _deny(SESSION_ENDED, Why("account_inactive")) for action in actions}
     else:
-        decisions = {action: _decide(found, action, target_id, extension, extension_read=True) for action in actions}
-    return PressRead(found, extension, phone, ended, decisions)
+        # A phone (or none) was read with the user; any other target is read as `can` reads it.
+        read_with_user = target_id is None or isinstance(target_id, int)
+        decisions = {action: _decide(found, action, target_id, extension, extension_read=read_with_user)
+                     for action in actions}
+    return PressRead(found, extension, phone, ended, decisions, played)
+
+
+def shared_with(recording, user):
+    """`Recording.objects.playable_by(user)` holds `recording`, told from the rows already read
+    (tests/test_press_queries.py checks that both say the same for every user and sharing)."""
+    if user is None or not user.is_active:
+        return False
+    if user.role == Role.ADMIN or user.is_superuser:
+        return True
+    return recording.owner_id == user.pk or recording.sharing == Sharing.EVERYONE or (
+        user.curator_id is not None and recording.owner_id == user.curator_id and recording.sharing == Sharing.TRAINEES)
 
 
 def _holds(user, action):
@@ -291,8 +319,8 @@ def _holds(user, action):
 
 
 def decide_read(read, action, target):
-    """A decision from a PressRead's facts, about one of its rows (`read.own_phone`, `read.target`)
-    or a target that is not a phone (a typed number): no further read of the user or the phone."""
+    """A decision from a PressRead's facts, about one of its rows (`read.own_phone`, `read.target`,
+    `read.recording`) or a target that is not a phone (a typed number): no further read."""
     if read.session_ended:
         return _deny(SESSION_ENDED, Why("account_inactive"))
     return _decide(read.user, action, target, target if isinstance(target, Extension) else None, extension_read=True)
@@ -317,10 +345,10 @@ def _decide(user, action, target, extension, *, extension_read=False):
         extension = owner = None
         if action != "playback":
             return _deny("unknown_action", Why("unknown_action"))
-        recording = Recording.objects.filter(pk=target.pk).first()
+        recording = target if extension_read else Recording.objects.filter(pk=target.pk).first()
         if recording is None:
             return _deny("not_found", Why("recording_gone"))
-        if not recording.playable_by(user):
+        if not (shared_with(recording, user) if extension_read else recording.playable_by(user)):
             return _deny("not_shared", Why("not_shared", title=recording.title))
     else:
         # Any other target (the number typed into the dial box): only the permission counts.
