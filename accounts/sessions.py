@@ -9,13 +9,13 @@ told to close. Every other message of a socket is checked here before it is forw
 
 import base64
 import hashlib
-import secrets
 from importlib import import_module
 from types import SimpleNamespace
 
 from django.conf import settings
 from django.contrib import auth
 from django.contrib.auth.backends import ModelBackend
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.utils.crypto import constant_time_compare, salted_hmac
 
 # The commands whose bridge-side read checks the session the socket sealed into them (the presses
@@ -24,8 +24,7 @@ from django.utils.crypto import constant_time_compare, salted_hmac
 PRESSES_CHECK_THE_SESSION = frozenset({"spy", "pickup", "dial", "playback"})
 SEALED_FIELD = "sealed_session"  # in the forwarded command; a page's own frame may not have it (shape check)
 SEAL_SALT = "accounts.sessions.seal"
-NONCE_BYTES = 16
-TAG_BYTES = 32
+SEAL_TTL_SECONDS = 120  # a press reaches the bridge in milliseconds; a backlog of minutes is refused
 DB_ENGINE = "django.contrib.sessions.backends.db"
 
 
@@ -46,43 +45,32 @@ def live_user_id(session_key):
 
 
 # --- the session a press carries to the bridge --------------------------------------------------
-# The key itself logs a browser in, so it crosses the channel layer (Redis) sealed: encrypted with
-# a keystream of HMAC-SHA256 blocks (the SECRET_KEY's, per random nonce) and authenticated
-# (encrypt-then-MAC). Only a process holding the SECRET_KEY (the web servers, the bridge) opens it.
+# The key itself logs a browser in, so it crosses the channel layer (Redis) sealed: a Fernet token
+# (the `cryptography` package: AES-128-CBC with HMAC-SHA256) under a key derived from the
+# SECRET_KEY (and its fallbacks, so a rotation loses no press in flight). Only a process holding
+# the SECRET_KEY (the web servers, the bridge) opens it, and only for SEAL_TTL_SECONDS: a token
+# copied out of Redis later opens nothing.
 
 
-def _keystream(nonce, length):
-    blocks = (salted_hmac(f"{SEAL_SALT}.stream", nonce + counter.to_bytes(4, "big"), algorithm="sha256").digest()
-              for counter in range(-(-length // 32)))
-    return b"".join(blocks)[:length]
+def _fernet_key(secret):
+    return base64.urlsafe_b64encode(salted_hmac(SEAL_SALT, "fernet", secret=secret, algorithm="sha256").digest())
 
 
-def _tag(nonce, sealed):
-    return salted_hmac(f"{SEAL_SALT}.tag", nonce + sealed, algorithm="sha256").digest()
+def _sealer():
+    secrets_in_use = [settings.SECRET_KEY, *getattr(settings, "SECRET_KEY_FALLBACKS", ())]
+    return MultiFernet([Fernet(_fernet_key(secret)) for secret in secrets_in_use])
 
 
 def seal(session_key):
     """The session key as text only a holder of the SECRET_KEY can read (and nobody can forge)."""
-    plain = session_key.encode()
-    nonce = secrets.token_bytes(NONCE_BYTES)
-    sealed = bytes(a ^ b for a, b in zip(plain, _keystream(nonce, len(plain))))
-    return base64.urlsafe_b64encode(nonce + sealed + _tag(nonce, sealed)).decode()
+    return _sealer().encrypt(session_key.encode()).decode()
 
 
 def unseal(token):
-    """The session key `seal` made `token` from; "" for anything else (no session: refused)."""
+    """The session key `seal` made `token` from; "" for anything else, or too old (refused)."""
     try:
-        raw = base64.urlsafe_b64decode(token.encode())
-    except (AttributeError, ValueError):
-        return ""
-    if len(raw) <= NONCE_BYTES + TAG_BYTES:
-        return ""
-    nonce, sealed, tag = raw[:NONCE_BYTES], raw[NONCE_BYTES:-TAG_BYTES], raw[-TAG_BYTES:]
-    if not constant_time_compare(tag, _tag(nonce, sealed)):
-        return ""
-    try:
-        return bytes(a ^ b for a, b in zip(sealed, _keystream(nonce, len(sealed)))).decode()
-    except UnicodeDecodeError:
+        return _sealer().decrypt(token.encode(), ttl=SEAL_TTL_SECONDS).decode()
+    except (InvalidToken, AttributeError, UnicodeError, ValueError, TypeError):
         return ""
 
 

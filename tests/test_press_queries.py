@@ -193,6 +193,19 @@ def test_a_press_without_a_session_or_with_a_forged_one():
     assert sessions.key_of({"sealed_session": 42}) == "" and sessions.unseal("@@") == ""
 
 
+def test_a_sealed_session_opens_only_for_a_short_while_and_survives_a_key_rotation(settings):
+    import time
+
+    old = sessions._sealer().encrypt_at_time(b"abc123", int(time.time()) - sessions.SEAL_TTL_SECONDS - 5).decode()
+    assert sessions.unseal(old) == ""  # copied out of Redis minutes ago: opens nothing
+    sealed = sessions.seal("abc123")
+    settings.SECRET_KEY_FALLBACKS = [settings.SECRET_KEY]
+    settings.SECRET_KEY = "a-new-key-" + "x" * 50
+    assert sessions.unseal(sealed) == "abc123"  # sealed just before the rotation
+    settings.SECRET_KEY_FALLBACKS = []
+    assert sessions.unseal(sealed) == ""  # sealed with a key no longer held
+
+
 def test_a_pages_own_frame_cannot_carry_a_session():
     with pytest.raises(consumers.ShapeError):
         consumers.check_command({"type": "spy", "target": 1, "mode": "listen", sessions.SEALED_FIELD: "x"})
