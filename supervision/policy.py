@@ -322,7 +322,7 @@ def decide_read(read, action, target):
     """A decision from a PressRead's facts, about one of its rows (`read.own_phone`, `read.target`,
     `read.recording`) or a target that is not a phone (a typed number): no further read."""
     if read.session_ended:
-        return _deny(SESSION_ENDED, Why("account_inactive"))
+        return _deny(SESSION_ENDED, Why("session_ended"))
     return _decide(read.user, action, target, target if isinstance(target, Extension) else None, extension_read=True)
 
 

@@ -30,6 +30,7 @@ TEXTS = {
     # The policy (supervision.policy)
     "unknown_action": _("Unknown action."),
     "account_inactive": _("Your account is not active."),
+    "session_ended": _("Your login session has ended: sign in again."),
     "phone_gone": _("That phone does not exist (any more)."),
     "recording_gone": _("That recording does not exist (any more)."),
     "not_shared": _("“%(title)s” is not shared with you."),
