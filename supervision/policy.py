@@ -289,7 +289,7 @@ def read_press(user, actions, target=None, *, own_phone=None, session_key=None, 
     else:
         ended = sessions.live_user_id(session_key) != found.pk
     if ended:
-        decisions = {action: _deny(SESSION_ENDED, Why("account_inactive")) for action in actions}
+        decisions = {action: _deny(SESSION_ENDED, Why("session_ended")) for action in actions}
     else:
         # A phone (or none) was read with the user; any other target is read as `can` reads it.
         read_with_user = target_id is None or isinstance(target_id, int)
