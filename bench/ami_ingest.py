@@ -12,6 +12,9 @@ repeated to a few MB, fed in 4 KiB chunks as a socket would deliver it, to:
   (e) (b) plus the call history's part in the event loop (history.recorder: its board readers on
       Newchannel and Hangup, which note the board's clock and queue a copy of each ended roster
       call; every phone of the captures is in the roster), dispatched the way the bridge does.
+With `--against DIR` (another checkout, e.g. `git archive <commit> | tar -x -C DIR`), that checkout's
+Parser and Board run as (a) and (b) too, in the same rounds: on a shared machine only figures taken
+side by side like this compare.
 Best of `--rounds` runs each, the rounds interleaved. Targets: (a) >= 3x (c); (b) >= 200,000 messages/s
 on a quiet machine (bench/parser_instructions.py counts its instructions, which do not move with the
 load); (e) within 10% of (b).
@@ -48,8 +51,8 @@ def chunks_of(stream):
     return [stream[i : i + CHUNK] for i in range(0, len(stream), CHUNK)]
 
 
-def run_parser(chunks):
-    parser = Parser()
+def run_parser(chunks, parser_class=Parser):
+    parser = parser_class()
     count = 0
     for chunk in chunks:
         count += len(parser.feed(chunk))
@@ -66,9 +69,9 @@ def run_parser_and_fields(chunks):
     return count
 
 
-def run_parser_and_board(chunks):
-    parser = Parser()
-    board = Board(now=lambda: 0.0)
+def run_parser_and_board(chunks, parser_class=Parser, board_class=Board):
+    parser = parser_class()
+    board = board_class(now=lambda: 0.0)
     apply = board.apply
     count = 0
     for chunk in chunks:
@@ -179,6 +182,29 @@ def run_bare_split(chunks):
     return count
 
 
+def previous_paths(folder):
+    """(a) and (b) with the Parser and Board of another checkout."""
+    import importlib.util
+
+    def load(name, path):
+        spec = importlib.util.spec_from_file_location(name, Path(folder) / path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    protocol = load("previous_protocol", "supervision/ami/protocol.py")
+    board = load("previous_board", "supervision/board.py")
+
+    def run_previous_parser(chunks):
+        return run_parser(chunks, protocol.Parser)
+
+    def run_previous_parser_and_board(chunks):
+        return run_parser_and_board(chunks, protocol.Parser, board.Board)
+
+    return {"(a) Parser, --against": run_previous_parser,
+            "(b) Parser + Board.apply, --against": run_previous_parser_and_board}
+
+
 def best_rates(functions, chunks, rounds):
     """{function: (messages, best messages/s)}. The rounds are interleaved (each round runs every
     path once) so a noisy stretch of the machine hits all of them, not one path's every run."""
@@ -196,6 +222,7 @@ def main():
     options = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     options.add_argument("--megabytes", type=float, default=4.0)
     options.add_argument("--rounds", type=int, default=15)
+    options.add_argument("--against", metavar="DIR", help="another checkout whose Parser and Board run beside ours")
     args = options.parse_args()
     logging.disable(logging.CRITICAL)  # panoramisk logs every message at debug level
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "supervision.settings")
@@ -216,13 +243,14 @@ def main():
         "(d) bare split loop": run_bare_split,
         "(e) Parser + Board + history": run_parser_board_and_history,
     }
-    measured = best_rates(list(paths.values()), chunks, args.rounds)
+    previous = previous_paths(args.against) if args.against else {}
+    measured = best_rates(list(paths.values()) + list(previous.values()), chunks, args.rounds)
     results = {}
-    for label, function in paths.items():
+    for label, function in {**paths, **previous}.items():
         count, rate = measured[function]
         results[label] = rate
         print(f"{label:38} {count:>8} messages  {rate:>12,.0f} messages/s")
-    parser, fields, board, panoramisk, bare, history = results.values()
+    parser, fields, board, panoramisk, bare, history = list(results.values())[:6]
     print()
     verdict = "ok" if parser >= 3 * panoramisk else "BELOW TARGET"
     print(f"Parser / panoramisk       {parser / panoramisk:5.2f}x   (target >= 3x: {verdict}); "
@@ -231,6 +259,9 @@ def main():
     verdict = "ok" if board >= 200_000 else "BELOW TARGET"
     print(f"Parser + Board.apply      {board:,.0f} messages/s   (target >= 200,000/s on a quiet machine: {verdict}; "
           f"load {os.getloadavg()[0]:.2f} now)")
+    if previous:
+        previous_parser, previous_board = (measured[function][1] for function in previous.values())
+        print(f"against {args.against}: Parser {parser / previous_parser:.2f}x, Parser + Board.apply {board / previous_board:.2f}x")
     cost = 1 - history / board
     verdict = "ok" if cost <= 0.10 else "BELOW TARGET"
     print(f"+ call history in loop    {history:,.0f} messages/s, {cost:+.1%} slower than parse + board "

@@ -95,7 +95,8 @@ def main():
     print(f"Python {platform.python_version()} on {platform.machine()}, load {load:.2f} (instruction counts do not depend on it)")
     print(f"stream: {int(info['bytes']) / 1e6:.1f} MB of captured AMI traffic, {messages} messages, "
           f"reads of {args.read_size} bytes ({info['chunks']} reads)")
-    print(f"garbage collector: {args.gc} (thresholds {info['threshold'] if args.gc == 'deployed' else 'Python defaults'}; gc.freeze() after start-up)")
+    collector = f"thresholds {info['threshold']}; gc.freeze() after start-up" if args.gc == "deployed" else "Python's defaults"
+    print(f"garbage collector: {args.gc} ({collector})")
     for path, label in PATHS.items():
         print(f"{label:38} {costs[path]:>14,} instructions  {costs[path] / messages:>8,.0f} per message")
     ratio = costs["panoramisk"] / costs["parser"]
