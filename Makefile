@@ -43,7 +43,7 @@ run: $(STAMP)
 	@echo "Starting the simulated PBX ($(if $(filter pjsip,$(PBX)),Asterisk 22 PJSIP,Asterisk 20 chan_sip), demo call-centre day) on 127.0.0.1:$(AMI_PORT) and the dashboard on http://$(HOST):$(PORT)/"
 	@$(PY) manage.py fakepbx --host 127.0.0.1 --port $(AMI_PORT) --scenario demo --ring-seconds 6 --pickup-race random $(if $(filter pjsip,$(PBX)),--flavour asterisk22) & pbx=$$!; \
 	  trap 'kill $$pbx 2>/dev/null' EXIT INT TERM; \
-	  $(VENV)/bin/daphne -b $(HOST) -p $(PORT) supervision.asgi:application
+	  $(VENV)/bin/daphne -b $(HOST) -p $(PORT) --websocket-max-message-size 16777216 supervision.asgi:application
 
 test: test-sqlite test-postgres
 
