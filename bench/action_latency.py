@@ -150,16 +150,9 @@ async def run(presses, calls):
 
 
 def _logged_in_session(user):
-    """A login session of `user` as `django.contrib.auth.login` leaves it (database sessions)."""
-    from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
-    from django.contrib.sessions.backends.db import SessionStore
+    from tests.live_stack import login_session_key
 
-    store = SessionStore()
-    store[SESSION_KEY] = str(user.pk)
-    store[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
-    store[HASH_SESSION_KEY] = user.get_session_auth_hash()
-    store.save()
-    return store.session_key
+    return login_session_key(user)
 
 
 def main():

@@ -71,13 +71,19 @@ async def live_bridge(channel_layer):
     await stack.pbx.stop()
 
 
-def _session_cookie(user):
+def login_session_key(user):
+    """A login session of `user` as `django.contrib.auth.login` leaves it (database sessions); the
+    benches use it too."""
     session = SessionStore()
     session[SESSION_KEY] = str(user.pk)
     session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
     session[HASH_SESSION_KEY] = user.get_session_auth_hash()
     session.save()
-    return f"{settings.SESSION_COOKIE_NAME}={session.session_key}"
+    return session.session_key
+
+
+def _session_cookie(user):
+    return f"{settings.SESSION_COOKIE_NAME}={login_session_key(user)}"
 
 
 session_cookie = database_sync_to_async(_session_cookie)

@@ -25,6 +25,7 @@ from supervision.models import Outcome, Recording, Sharing
 from tests.live_stack import (  # noqa: F401
     ORIGIN,
     channel_layer,
+    login_session_key,
     originates,
     ringing_call,
     roster,
@@ -145,16 +146,7 @@ async def test_a_press_from_an_ended_session_is_refused_recorded_and_closes_its_
 # --- the session in the read agrees with Django's own test ------------------------------------------
 
 
-def _session_of(user):
-    from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
-    from django.contrib.sessions.backends.db import SessionStore
-
-    store = SessionStore()
-    store[SESSION_KEY] = str(user.pk)
-    store[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
-    store[HASH_SESSION_KEY] = user.get_session_auth_hash()
-    store.save()
-    return store.session_key
+_session_of = login_session_key
 
 
 CHANGES = {
