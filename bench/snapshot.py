@@ -34,8 +34,9 @@ snapshot frame, and each sends `resync` `--resyncs` times, timed from the `resyn
 last byte of the new snapshot (both include reading the user's view from the database: the
 admin's `people` holds everyone); then as many curators' pages (a team's share of the calls), the
 same way. Target: <= 50 ms. Daphne refuses to send a WebSocket message over its
-`--websocket-max-message-size` (1 MiB by default): a larger snapshot closes the socket with 1011;
-`--websocket-max-message-size BYTES` raises it for the run.
+`--websocket-max-message-size` (1 MiB by its default): a larger snapshot closes the socket with
+1011. The bench passes 16 MiB, as `deploy/daphne@.service` does; `--websocket-max-message-size 0`
+leaves daphne's default.
 """
 
 import argparse
@@ -149,10 +150,12 @@ def served(args):
         devices = [trainee_device(i) for i in range(args.calls)]
         for device in devices:
             pbx.set_phone(device, "answer", ring_seconds=0.0)
-        limit = args.websocket_max_message_size
-        servers = Servers(pbx.port, "" if args.one_process else args.redis,
-                          daphne_args=["--websocket-max-message-size", str(limit), "--websocket-max-frame-size", str(limit)]
-                          if limit else [])
+        daphne_args = []
+        if args.websocket_max_message_size:
+            daphne_args += ["--websocket-max-message-size", str(args.websocket_max_message_size)]
+        if args.websocket_max_frame_size:
+            daphne_args += ["--websocket-max-frame-size", str(args.websocket_max_frame_size)]
+        servers = Servers(pbx.port, "" if args.one_process else args.redis, daphne_args=daphne_args)
         tasks = []
         try:
             await servers.start()
@@ -252,9 +255,11 @@ def main():
     parser.add_argument("--busy", action="store_true", help="--served: a CPU burner pinned to core 0 for the run")
     parser.add_argument("--catch-up", type=float, default=60, help="--served: cap on waiting for the calls to show")
     parser.add_argument("--wait", type=float, default=10, help="--served: cap on waiting for one snapshot")
-    parser.add_argument("--websocket-max-message-size", type=int, default=0, metavar="BYTES",
-                        help="--served: passed to daphne (with --websocket-max-frame-size); its default, 1 MiB, "
-                             "also bounds what it sends: a larger snapshot frame fails the socket (1011)")
+    parser.add_argument("--websocket-max-message-size", type=int, default=16 * 2**20, metavar="BYTES",
+                        help="--served: passed to daphne, 16 MiB by default as deploy/daphne@.service (0: daphne's "
+                             "own 1 MiB, which also bounds what it sends: a larger snapshot fails the socket, 1011)")
+    parser.add_argument("--websocket-max-frame-size", type=int, default=0, metavar="BYTES",
+                        help="--served: passed to daphne when set (default: daphne's own)")
     args = parser.parse_args()
     if args.served:
         sys.exit(served(args))
